@@ -1,0 +1,271 @@
+"""Structured Hydra configuration: the one source of parameters for every stage and the Snakefile.
+
+The dataclasses below are registered in Hydra's ConfigStore as the schema of ``conf/``; OmegaConf
+checks keys and types when the YAML is merged onto them, and :func:`validate` checks the values.
+:func:`compose` is what both the stage entry points and the Snakefile call, so a bad value
+fails at compose time wherever the config is built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from nnassure.errors import ConfigError
+
+DATASETS = ("a", "b", "c")
+NORMS = ("linf", "l2")
+METHODS = ("ibp", "crown", "alpha-crown")
+TRACKING_MODES = ("offline", "disabled", "online")
+MAX_DEPTH = 4
+
+
+@dataclass
+class GridConfig:
+    """The experiment grid the Snakefile expands: which data sets and costs are run."""
+
+    name: str = "quick"
+    datasets: list[str] = field(default_factory=lambda: ["a", "b", "c"])
+    costs: list[float] = field(default_factory=lambda: [1.0, 10.0, 50.0])
+
+
+@dataclass
+class DatasetConfig:
+    """A 2-D data set of the verified-classification paper (Sec. 1.1), generated offline."""
+
+    name: str = "a"
+    n_samples: int = 1000
+    minority_fraction: float = 1 / 3
+    margin: float = 0.004
+    val_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """MLP of Sec. 3.1: ``depth`` hidden ReLU layers of ``width`` units and one logit."""
+
+    depth: int = 2
+    width: int = 64
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Adam on the double-weighted BCE of Eqs. (1)-(2) with early stopping (Sec. 4.2)."""
+
+    cost_fn: float = 1.0
+    cost_fp: float = 1.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 200
+    patience: int = 15
+    seed: int = 0
+
+
+@dataclass
+class SearchConfig:
+    """Random architecture search of Sec. 4.2, selected by validation cost per sample."""
+
+    n_trials: int = 8
+    max_epochs: int = 60
+    patience: int = 8
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 2e-3])
+    weight_decays: list[float] = field(default_factory=lambda: [0.0, 1e-4])
+    dropouts: list[float] = field(default_factory=lambda: [0.0, 0.1])
+    seed: int = 0
+
+
+@dataclass
+class CertifyConfig:
+    """LiRPA verification of Sec. 3.2 and per-sample certified radii."""
+
+    method: str = "crown"
+    methods: list[str] = field(default_factory=lambda: ["crown"])
+    norms: list[str] = field(default_factory=lambda: ["linf", "l2"])
+    eps: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.025])
+    clip_to_domain: bool = False
+    batch_size: int = 4096
+    alpha_batch_size: int = 20
+    alpha_iterations: int = 20
+    radius_max: float = 0.5
+    radius_steps: int = 16
+
+
+@dataclass
+class TrackingConfig:
+    """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
+
+    mode: str = "offline"
+    project: str = "nnassure"
+    entity: str | None = None
+
+
+@dataclass
+class ReportConfig:
+    fig2_dataset: str = "a"
+    fig2_cost: float = 1.0
+    fig2_eps: float = 0.025
+    fig3_dataset: str = "b"
+    fig3_eps: float = 0.01
+
+
+@dataclass
+class Config:
+    grid: GridConfig = field(default_factory=GridConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    certify: CertifyConfig = field(default_factory=CertifyConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    results_dir: str = "results"
+    threads: int = 1
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Config)
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` tree at the repository root (the package is installed in editable mode)."""
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"invalid config value {key}={value!r}: expected {allowed}")
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(key, value, "one of " + ", ".join(choices))
+
+
+def _check_positive(key: str, value: float, *, strict: bool = True) -> None:
+    ok = value > 0 if strict else value >= 0
+    if not ok or not math.isfinite(value):
+        _fail(key, value, "a finite number " + ("> 0" if strict else ">= 0"))
+
+
+def _check_fraction(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        _fail(key, value, "a number in [0, 1)")
+
+
+def _check_depth(key: str, value: int) -> None:
+    if not 1 <= value <= MAX_DEPTH:
+        _fail(key, value, f"an integer in 1..{MAX_DEPTH}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value of a composed config; raise :class:`ConfigError` naming the bad key."""
+    for i, name in enumerate(cfg.grid.datasets):
+        _check_choice(f"grid.datasets[{i}]", name, DATASETS)
+    for i, cost in enumerate(cfg.grid.costs):
+        _check_positive(f"grid.costs[{i}]", cost)
+    if not cfg.grid.datasets or not cfg.grid.costs:
+        _fail("grid", OmegaConf.to_container(cfg.grid), "non-empty lists grid.datasets and grid.costs")
+
+    _check_choice("dataset.name", cfg.dataset.name, DATASETS)
+    if cfg.dataset.n_samples < 20:
+        _fail("dataset.n_samples", cfg.dataset.n_samples, "an integer >= 20")
+    if not 0.0 < cfg.dataset.minority_fraction <= 0.5:
+        _fail("dataset.minority_fraction", cfg.dataset.minority_fraction, "a number in (0, 0.5]")
+    _check_positive("dataset.margin", cfg.dataset.margin, strict=False)
+    if not 0.0 < cfg.dataset.val_fraction < 1.0:
+        _fail("dataset.val_fraction", cfg.dataset.val_fraction, "a number in (0, 1)")
+
+    _check_depth("model.depth", cfg.model.depth)
+    if cfg.model.width < 1:
+        _fail("model.width", cfg.model.width, "an integer >= 1")
+    _check_fraction("model.dropout", cfg.model.dropout)
+
+    _check_positive("train.cost_fn", cfg.train.cost_fn)
+    _check_positive("train.cost_fp", cfg.train.cost_fp)
+    _check_positive("train.lr", cfg.train.lr)
+    _check_positive("train.weight_decay", cfg.train.weight_decay, strict=False)
+    for key in ("batch_size", "max_epochs", "patience"):
+        if cfg.train[key] < 1:
+            _fail(f"train.{key}", cfg.train[key], "an integer >= 1")
+
+    if cfg.search.n_trials < 1:
+        _fail("search.n_trials", cfg.search.n_trials, "an integer >= 1")
+    for key in ("max_epochs", "patience"):
+        if cfg.search[key] < 1:
+            _fail(f"search.{key}", cfg.search[key], "an integer >= 1")
+    for key in ("depths", "widths", "lrs", "weight_decays", "dropouts"):
+        if not cfg.search[key]:
+            _fail(f"search.{key}", [], "a non-empty list")
+    for i, depth in enumerate(cfg.search.depths):
+        _check_depth(f"search.depths[{i}]", depth)
+    for i, width in enumerate(cfg.search.widths):
+        if width < 1:
+            _fail(f"search.widths[{i}]", width, "an integer >= 1")
+    for i, lr in enumerate(cfg.search.lrs):
+        _check_positive(f"search.lrs[{i}]", lr)
+    for i, wd in enumerate(cfg.search.weight_decays):
+        _check_positive(f"search.weight_decays[{i}]", wd, strict=False)
+    for i, p in enumerate(cfg.search.dropouts):
+        _check_fraction(f"search.dropouts[{i}]", p)
+
+    _check_choice("certify.method", cfg.certify.method, METHODS)
+    for i, method in enumerate(cfg.certify.methods):
+        _check_choice(f"certify.methods[{i}]", method, METHODS)
+    if cfg.certify.method not in cfg.certify.methods:
+        _fail("certify.method", cfg.certify.method, "one of certify.methods " + str(list(cfg.certify.methods)))
+    for i, norm in enumerate(cfg.certify.norms):
+        _check_choice(f"certify.norms[{i}]", norm, NORMS)
+    for i, eps in enumerate(cfg.certify.eps):
+        _check_positive(f"certify.eps[{i}]", eps)
+    if not cfg.certify.eps or not cfg.certify.norms:
+        _fail("certify", "empty", "non-empty lists certify.eps and certify.norms")
+    _check_positive("certify.radius_max", cfg.certify.radius_max)
+    for key in ("batch_size", "alpha_batch_size", "alpha_iterations", "radius_steps"):
+        if cfg.certify[key] < 1:
+            _fail(f"certify.{key}", cfg.certify[key], "an integer >= 1")
+
+    _check_choice("tracking.mode", cfg.tracking.mode, TRACKING_MODES)
+    _check_choice("report.fig2_dataset", cfg.report.fig2_dataset, DATASETS)
+    _check_choice("report.fig3_dataset", cfg.report.fig3_dataset, DATASETS)
+    if cfg.threads < 1:
+        _fail("threads", cfg.threads, "an integer >= 1")
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose ``conf/config.yaml`` with Hydra overrides, validate it and return it read-only.
+
+    Raises :class:`ConfigError` with a one-line message for an unknown key, a wrong type,
+    an unknown config group option or an invalid value.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = str(exc)
+        if exc.__cause__ is not None:
+            message += f": {exc.__cause__}"
+        message = " ".join(message.split()).split(" full_key:")[0]
+        raise ConfigError(f"invalid configuration: {message}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    validate(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg

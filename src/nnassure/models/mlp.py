@@ -1,0 +1,113 @@
+"""The MLP of the verified-classification paper (Sec. 3.1) and its on-disk format.
+
+A model is two files with the same stem: ``<stem>.safetensors`` (weights) and ``<stem>.json``
+(architecture spec and provenance). :func:`load_model` is the only way models are read back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nnassure.errors import InputFileError
+from nnassure.io import atomic_path
+
+SPEC_FORMAT = "nnassure.mlp/1"
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """Architecture of an MLP with ``depth`` hidden ReLU layers of ``width`` units and one logit."""
+
+    depth: int
+    width: int
+    dropout: float = 0.0
+    input_dim: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.depth <= 4 or self.width < 1 or not 0 <= self.dropout < 1 or self.input_dim < 1:
+            raise ValueError(f"invalid MLP spec {self}")
+
+
+class MLP(nn.Module):
+    """``depth`` x (Linear, ReLU, Dropout) then Linear(width, 1); the output is the logit a_i."""
+
+    def __init__(self, spec: MLPSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        layers: list[nn.Module] = []
+        fan_in = spec.input_dim
+        for _ in range(spec.depth):
+            layers += [nn.Linear(fan_in, spec.width), nn.ReLU()]
+            if spec.dropout > 0:
+                layers.append(nn.Dropout(spec.dropout))
+            fan_in = spec.width
+        layers.append(nn.Linear(fan_in, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def verification_network(self) -> nn.Sequential:
+        """The same function without Dropout (identity in evaluation), as auto_LiRPA needs it."""
+        layers = [layer for layer in self.net if not isinstance(layer, nn.Dropout)]
+        return nn.Sequential(*layers).eval()
+
+
+@dataclass
+class ModelFile:
+    """A loaded model and the metadata stored beside it."""
+
+    model: MLP
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def model_paths(stem: str | Path) -> tuple[Path, Path]:
+    stem = Path(stem)
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_model(model: MLP, stem: str | Path, metadata: dict[str, Any] | None = None) -> None:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically."""
+    weights_path, spec_path = model_paths(stem)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    document = {"format": SPEC_FORMAT, "spec": asdict(model.spec), "metadata": metadata or {}}
+    with atomic_path(weights_path) as tmp:
+        save_file(state, str(tmp))
+    with atomic_path(spec_path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def load_model(stem: str | Path) -> ModelFile:
+    """Read a model saved by :func:`save_model`; raise :class:`InputFileError` if it is not valid."""
+    weights_path, spec_path = model_paths(stem)
+    for path in (weights_path, spec_path):
+        if not path.exists():
+            raise InputFileError(f"{path}: model file not found (run the train stage first)")
+    try:
+        document = json.loads(spec_path.read_text())
+        if document.get("format") != SPEC_FORMAT:
+            raise ValueError(f"format is {document.get('format')!r}")
+        spec = MLPSpec(**document["spec"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputFileError(f"{spec_path}: not a valid model spec ({exc}); expected format {SPEC_FORMAT}") from None
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as exc:
+        raise InputFileError(f"{weights_path}: corrupt safetensors file ({exc})") from None
+    model = MLP(spec)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        raise InputFileError(
+            f"{weights_path}: weights do not match the architecture in {spec_path.name} ({spec})"
+        ) from None
+    model.eval()
+    return ModelFile(model=model, metadata=document.get("metadata", {}))
