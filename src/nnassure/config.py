@@ -70,6 +70,8 @@ class TrainConfig:
     max_epochs: int = 200
     patience: int = 15
     seed: int = 0
+    # Architecture-search result (JSON) whose winner is trained; None: use model.* and train.*.
+    hparams_file: str | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -87,7 +88,10 @@ def auto_lirpa() -> ModuleType:
         _patch_opset_setter()
         _patch_node_getitem()
         _patch_numpy_arraysetops()
-    import auto_LiRPA
+    with warnings.catch_warnings():
+        # auto_LiRPA 0.3 uses torch.jit.script at import, deprecated in torch 2.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import auto_LiRPA
 
     if not _applied:
         _patch_named_members(auto_LiRPA)

@@ -66,8 +66,9 @@ class BoundEngine:
         """
         if method not in LIRPA_METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {sorted(LIRPA_METHODS)}")
-        x = torch.as_tensor(x, dtype=torch.float32)
-        eps_t = torch.as_tensor(eps, dtype=torch.float32)
+        x = torch.as_tensor(np.array(x, np.float32) if isinstance(x, np.ndarray) else x, dtype=torch.float32)
+        eps_t = torch.as_tensor(np.array(eps, np.float32) if isinstance(eps, np.ndarray) else eps,
+                                dtype=torch.float32)
         eps_t = eps_t.reshape(-1, 1).expand(len(x), 1) if eps_t.ndim else eps_t.expand(len(x), 1)
         eps_t = eps_t.contiguous()
         perturbation = self._perturbation(x, eps_t, norm, domain)

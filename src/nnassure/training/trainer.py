@@ -36,7 +36,7 @@ class TrainResult:
 def predict_logits(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 65536) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        x = torch.as_tensor(inputs, dtype=torch.float32)
+        x = torch.tensor(inputs, dtype=torch.float32)
         out = [model(x[i : i + batch_size]).reshape(-1) for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy()
 
@@ -65,8 +65,8 @@ def train_mlp(
                         input_dim=x_train.shape[1]))
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
     balance = class_balance_weight(y_train)
-    xt, yt = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(y_train, dtype=torch.float32)
-    xv, yv = torch.as_tensor(x_val, dtype=torch.float32), torch.as_tensor(y_val, dtype=torch.float32)
+    xt, yt = torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32)
+    xv, yv = torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.float32)
 
     best_state = copy.deepcopy(model.state_dict())
     best_loss, best_epoch, stale = float("inf"), 0, 0

@@ -1,0 +1,67 @@
+"""Where every artifact lives: results/<experiment>/<stage>/... (design.md, "Artifacts").
+
+The Snakefile and the stage entry points both build paths here, so they always agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+
+def format_cost(cost: float) -> str:
+    """Cost as it appears in file names and Snakemake wildcards: 1.0 -> '1', 0.5 -> '0.5'."""
+    return f"{float(cost):g}"
+
+
+class ExperimentPaths:
+    """Artifact paths of one experiment under ``results_dir``."""
+
+    def __init__(self, results_dir: str | Path, experiment: str) -> None:
+        self.root = Path(results_dir) / experiment
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> ExperimentPaths:
+        return cls(cfg.results_dir, cfg.grid.name)
+
+    def dataset(self, dataset: str) -> Path:
+        return self.root / "data" / f"{dataset}.parquet"
+
+    def baselines(self, dataset: str) -> Path:
+        return self.root / "baselines" / f"{dataset}.csv"
+
+    def search(self, dataset: str, cost: float | str) -> Path:
+        return self.root / "search" / f"{dataset}_c{format_cost(float(cost))}.json"
+
+    def search_trials(self, dataset: str, cost: float | str) -> Path:
+        return self.root / "search" / f"{dataset}_c{format_cost(float(cost))}_trials.csv"
+
+    def model_stem(self, dataset: str, cost: float | str) -> Path:
+        return self.root / "models" / f"{dataset}_c{format_cost(float(cost))}"
+
+    def certification(self, dataset: str, cost: float | str) -> Path:
+        return self.root / "certify" / f"{dataset}_c{format_cost(float(cost))}.parquet"
+
+    def certification_summary(self, dataset: str, cost: float | str) -> Path:
+        return self.root / "certify" / f"{dataset}_c{format_cost(float(cost))}_summary.csv"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def benchmarks(self) -> Path:
+        return self.root / "benchmarks"
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / "wandb"

@@ -1,0 +1,91 @@
+"""Weights & Biases logging: one run per stage job, grouped by experiment (issue: W&B per stage).
+
+``offline`` (the default) writes runs under results/<experiment>/wandb/ and never touches the
+network; ``disabled`` does not import wandb at all; ``online`` needs WANDB_API_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from nnassure.errors import ConfigError
+from nnassure.paths import ExperimentPaths
+
+
+class Tracker:
+    """What a stage logs to; a no-op when tracking is disabled."""
+
+    def __init__(self, run: Any | None = None) -> None:
+        self._run = run
+
+    @property
+    def enabled(self) -> bool:
+        return self._run is not None
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        if self._run is not None:
+            self._run.log(metrics)
+
+    def log_table(self, key: str, frame: pd.DataFrame) -> None:
+        if self._run is not None:
+            import wandb
+
+            self._run.log({key: wandb.Table(dataframe=frame.reset_index(drop=True))})
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self._run is not None:
+            for key, value in values.items():
+                self._run.summary[key] = value
+
+
+def _prepare_environment(cfg: DictConfig) -> str:
+    root = ExperimentPaths.from_config(cfg).wandb
+    root.mkdir(parents=True, exist_ok=True)
+    # Keep wandb's caches inside results/ instead of ~/.cache and ~/.config (design.md).
+    for variable, sub in (("WANDB_CACHE_DIR", ".cache"), ("WANDB_DATA_DIR", ".data"),
+                          ("WANDB_CONFIG_DIR", ".config")):
+        os.environ.setdefault(variable, str(root / sub))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_CONSOLE", "off")
+    return str(root)
+
+
+@contextmanager
+def tracked_run(cfg: DictConfig, stage: str, name: str) -> Iterator[Tracker]:
+    """A W&B run with job_type = ``stage``, group = experiment and config = the composed config."""
+    mode = cfg.tracking.mode
+    if mode == "disabled":
+        yield Tracker()
+        return
+    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        raise ConfigError(
+            "tracking=online needs the environment variable WANDB_API_KEY; "
+            "set it, or use tracking=offline (the default) or tracking=disabled"
+        )
+    directory = _prepare_environment(cfg)
+    import wandb
+
+    run = wandb.init(
+        project=cfg.tracking.project,
+        entity=cfg.tracking.entity,
+        group=cfg.grid.name,
+        job_type=stage,
+        name=f"{cfg.grid.name}/{name}",
+        config=OmegaConf.to_container(cfg, resolve=True),
+        dir=directory,
+        mode=mode,
+        reinit="finish_previous",
+        settings=wandb.Settings(console="off", silent=True),
+    )
+    try:
+        yield Tracker(run)
+        run.finish(exit_code=0)
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
