@@ -1,0 +1,1 @@
+"""Tables and figures of the verified-classification paper, with comparisons to the paper."""
