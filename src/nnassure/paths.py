@@ -15,6 +15,11 @@ def format_cost(cost: float) -> str:
     return f"{float(cost):g}"
 
 
+def _cost_name(cost: float | str) -> str:
+    # Strings pass through so that Snakemake can build patterns with a "{cost}" wildcard.
+    return cost if isinstance(cost, str) else format_cost(cost)
+
+
 class ExperimentPaths:
     """Artifact paths of one experiment under ``results_dir``."""
 
@@ -32,19 +37,19 @@ class ExperimentPaths:
         return self.root / "baselines" / f"{dataset}.csv"
 
     def search(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "search" / f"{dataset}_c{format_cost(float(cost))}.json"
+        return self.root / "search" / f"{dataset}_c{_cost_name(cost)}.json"
 
     def search_trials(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "search" / f"{dataset}_c{format_cost(float(cost))}_trials.csv"
+        return self.root / "search" / f"{dataset}_c{_cost_name(cost)}_trials.csv"
 
     def model_stem(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "models" / f"{dataset}_c{format_cost(float(cost))}"
+        return self.root / "models" / f"{dataset}_c{_cost_name(cost)}"
 
     def certification(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "certify" / f"{dataset}_c{format_cost(float(cost))}.parquet"
+        return self.root / "certify" / f"{dataset}_c{_cost_name(cost)}.parquet"
 
     def certification_summary(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "certify" / f"{dataset}_c{format_cost(float(cost))}_summary.csv"
+        return self.root / "certify" / f"{dataset}_c{_cost_name(cost)}_summary.csv"
 
     @property
     def tables(self) -> Path:

@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine with Python 3.11:
+#   make run    create .venv, install the pinned dependencies, run the quick experiment
+#   make test   same install, then the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+
+# Stage commands inside Snakemake rules call `python`: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run paper smoke test bench lint dag clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and exactly 2.13.0: the CPU wheel served here; any other pulls CUDA.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	# auto_LiRPA 0.3 pins torch<1.13; it runs on 2.13 with nnassure.lirpa_compat's patches.
+	$(BIN)/python -m pip install --quiet --no-deps auto_LiRPA==0.3
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(SNAKEMAKE) --config experiment=quick
+
+paper: install
+	$(SNAKEMAKE) --config experiment=paper
+
+smoke: install
+	$(SNAKEMAKE) --config experiment=smoke
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: run
+	$(BIN)/python -m nnassure.bench
+
+lint: install
+	$(BIN)/ruff check src tests
+
+dag: install
+	$(BIN)/snakemake --config experiment=quick --dag > results/dag.dot
+	@echo "DAG written to results/dag.dot (render with: dot -Tpng results/dag.dot)"
+
+clean:
+	rm -rf results/smoke results/quick results/bench .snakemake

@@ -1,0 +1,24 @@
+# nnassure: one DAG from data to the paper's tables.
+#   snakemake --cores 2 --config experiment=quick            (make run)
+#   snakemake --cores 2 --config experiment=paper            (make paper)
+#   snakemake --config experiment=smoke overrides="tracking=disabled certify.eps=[0.01]"
+# The grid (data sets, costs, eps, ...) comes from the Hydra config in conf/, composed by
+# workflow/rules/common.smk exactly as the stage entry points compose it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/certify.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        report_files(),
+    default_target: True

@@ -1,0 +1,44 @@
+# Composes the Hydra config of the chosen experiment (the one source of parameters) and
+# provides the path patterns and input functions the rules share.
+import shlex
+
+from nnassure.config import compose
+from nnassure.paths import ExperimentPaths, format_cost
+from nnassure.report.outputs import report_outputs
+
+EXPERIMENT = str(config.get("experiment", "quick"))
+OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
+CFG = compose(OVERRIDES)
+PATHS = ExperimentPaths.from_config(CFG)
+DATASETS = sorted(CFG.grid.datasets)
+COSTS = [format_cost(c) for c in CFG.grid.costs]
+ENV = "../../envs/nnassure.yaml"
+
+# Every stage command carries the same overrides, so a job equals a hand-run of the stage.
+STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES)
+
+
+def stage(name):
+    return f"python -m nnassure.stages.{name} {STAGE_ARGS}"
+
+
+def log_file(stage_name, job="{dataset}"):
+    return str(PATHS.logs / stage_name / f"{job}.log")
+
+
+def benchmark_file(stage_name, job="{dataset}_c{cost}"):
+    return str(PATHS.benchmarks / stage_name / f"{job}.tsv")
+
+
+def model_files(dataset, cost):
+    stem = PATHS.model_stem(dataset, cost)
+    return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
+
+
+def report_files():
+    return [str(p) for files in report_outputs(CFG).values() for p in files]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    cost="|".join(c.replace(".", r"\.") for c in COSTS),

@@ -1,0 +1,9 @@
+rule data:
+    output:
+        str(PATHS.dataset("{dataset}")),
+    log:
+        log_file("data"),
+    conda:
+        ENV
+    shell:
+        stage("data") + " dataset={wildcards.dataset} > {log} 2>&1"
