@@ -1,0 +1,109 @@
+"""``make bench``: throughput of batched CROWN verification and the time of each quick stage.
+
+Writes results/bench/certify.md. The batched engine builds one BoundedModule per model and
+verifies all samples in batches; the baseline is the paper authors' pattern, a bounded model
+rebuilt for each sample (measured on a subset and reported per sample, since the full loop
+takes many minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nnassure.certify.bounds import BoundEngine
+from nnassure.certify.verify import batched_bounds, is_verified
+from nnassure.config import compose
+from nnassure.data import load_dataset, split_arrays
+from nnassure.io import write_text
+from nnassure.models import load_model
+from nnassure.paths import ExperimentPaths
+
+
+def _per_sample_loop(network: torch.nn.Module, x: np.ndarray, eps: float, norm: str) -> float:
+    started = time.perf_counter()
+    for row in x:
+        engine = BoundEngine(network, x.shape[1])
+        engine.bounds(row[None, :], eps, norm, "crown")
+    return time.perf_counter() - started
+
+
+def _stage_times(benchmarks: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted(benchmarks.glob("*/*.tsv")):
+        seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+        rows.append({"stage": path.parent.name, "job": path.stem, "seconds": seconds})
+    return pd.DataFrame(rows, columns=["stage", "job", "seconds"])
+
+
+def run(experiment: str, dataset: str, cost: float, eps: float, norm: str, loop_samples: int) -> str:
+    torch.set_num_threads(2)
+    cfg = compose([f"experiment={experiment}"])
+    paths = ExperimentPaths.from_config(cfg)
+    frame = load_dataset(paths.dataset(dataset))
+    network = load_model(paths.model_stem(dataset, cost)).model.verification_network()
+    x, labels = split_arrays(frame)
+
+    started = time.perf_counter()
+    engine = BoundEngine(network, x.shape[1])
+    lower, upper = batched_bounds(engine, x, eps, norm, "crown", cfg.certify.batch_size)
+    batched_seconds = time.perf_counter() - started
+    verified = is_verified(lower, upper, labels)
+
+    subset = x[:loop_samples]
+    loop_seconds = _per_sample_loop(network, subset, eps, norm)
+    batched_rate = len(x) / batched_seconds
+    loop_rate = len(subset) / loop_seconds
+
+    stages = _stage_times(paths.benchmarks)
+    per_stage = stages.groupby("stage")["seconds"].agg(["count", "sum", "max"]).reset_index()
+    target = "met" if batched_seconds < 10 else "NOT met"
+    lines = [
+        "# Certification benchmark",
+        "",
+        f"Model: data set {dataset.upper()}, c10 = {cost:g} ({experiment} experiment), "
+        f"{len(x)} samples, CROWN, {norm}, eps = {eps:g}, 2 threads.",
+        "",
+        "| engine | samples | seconds | samples / s |",
+        "|---|---|---|---|",
+        f"| batched, one BoundedModule (incl. build) | {len(x)} | {batched_seconds:.3f} | {batched_rate:.0f} |",
+        f"| per-sample loop, BoundedModule rebuilt per sample | {len(subset)} | {loop_seconds:.3f} | "
+        f"{loop_rate:.1f} |",
+        "",
+        f"Speed-up: {batched_rate / loop_rate:.0f}x. Verified accuracy at this eps: {verified.mean():.4f}.",
+        f"Target (all {len(x)} points at one eps in under 10 s on 2 cores): {target} ({batched_seconds:.2f} s).",
+        "",
+        f"## Time of each {experiment} stage (Snakemake benchmark files)",
+        "",
+    ]
+    if len(per_stage):
+        lines += ["| stage | jobs | total s | slowest job s |", "|---|---|---|---|"]
+        lines += [f"| {r.stage} | {r.count} | {r.sum:.1f} | {r.max:.1f} |" for r in per_stage.itertuples()]
+        lines += ["", f"Sum over jobs: {stages['seconds'].sum():.1f} s (jobs run two at a time with --cores 2)."]
+    else:
+        lines.append(f"No benchmark files under {paths.benchmarks}: run `make run` first.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="quick")
+    parser.add_argument("--dataset", default="c")
+    parser.add_argument("--cost", type=float, default=1.0)
+    parser.add_argument("--eps", type=float, default=0.01)
+    parser.add_argument("--norm", default="linf", choices=["linf", "l2"])
+    parser.add_argument("--loop-samples", type=int, default=200)
+    parser.add_argument("--out", default="results/bench/certify.md")
+    args = parser.parse_args()
+    report = run(args.experiment, args.dataset, args.cost, args.eps, args.norm, args.loop_samples)
+    write_text(report, Path(args.out))
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
