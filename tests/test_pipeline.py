@@ -1,0 +1,96 @@
+"""End to end: `snakemake` on experiment=smoke in a temporary directory."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--config", "experiment=smoke", "overrides=tracking=disabled", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake(workdir)
+    return workdir / "results" / "smoke"
+
+
+def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
+    for table in ("vc_table1", "vc_table3", "vc_table4", "vc_table5"):
+        for ext in ("csv", "md", "tex", "compare.md"):
+            assert (smoke_run / "tables" / f"{table}.{ext}").stat().st_size > 0
+    for figure in ("vc_fig1", "vc_fig2", "vc_fig3"):
+        for ext in ("png", "pdf"):
+            assert (smoke_run / "figures" / f"{figure}.{ext}").stat().st_size > 0
+    assert (smoke_run / "logs" / "train" / "a_c10.log").exists()
+    assert (smoke_run / "benchmarks" / "certify" / "a_c10.tsv").exists()
+
+
+def test_dataset_tables_have_the_grid_and_invariants(smoke_run: Path) -> None:
+    for table in ("vc_table3", "vc_table4", "vc_table5"):
+        long = pd.read_csv(smoke_run / "tables" / f"{table}.csv", keep_default_na=False, na_values=[""])
+        verified = long[long["metric"] == "verified_accuracy"]
+        # 2 costs x 2 norms x 3 eps in the smoke grid
+        assert len(verified) == 12
+        assert set(verified["norm"]) == {"linf", "l2"}
+        accuracy = long[(long["metric"] == "accuracy") & (long["section"] == "full")].set_index("cost_fn")["value"]
+        for (cost, _norm), group in verified.groupby(["cost_fn", "norm"]):
+            values = group.sort_values("eps")["value"].to_numpy()
+            assert np.all(np.diff(values) <= 1e-12), f"{table}: verified accuracy rises with eps"
+            assert np.all(values <= accuracy[cost] + 1e-12), f"{table}: verified accuracy above accuracy"
+        assert set(long["section"]) == {"full", "train", "val"}
+
+
+def test_per_sample_results_are_consistent(smoke_run: Path) -> None:
+    samples = pd.read_parquet(smoke_run / "certify" / "b_c1.parquet")
+    expected = ["sample_id", "split", "x1", "x2", "label", "prediction", "norm", "eps", "method", "lower",
+                "upper", "verified", "certified_radius"]
+    assert list(samples.columns) == expected
+    assert (samples["lower"] <= samples["upper"]).all()
+    verified = samples[samples["verified"]]
+    assert (verified["label"] == verified["prediction"]).all()
+    # A sample verified at eps has a certified radius of at least eps (up to bisection resolution).
+    assert (verified["certified_radius"] >= verified["eps"] - 0.5 / 2**8).all()
+
+
+def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smoke_run: Path) -> None:
+    workdir = smoke_run.parents[1]
+    dry = snakemake(workdir, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    (smoke_run / "models" / "b_c10.safetensors").unlink()
+    dry = snakemake(workdir, "-n", "--quiet", "rules")
+    text = dry.stdout + dry.stderr
+    counts = {line.split()[0]: line.split()[1] for line in text.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts.get("train") == "1" and counts.get("certify") == "1" and counts.get("report") == "1"
+    assert "search" not in counts and "data" not in counts
+    snakemake(workdir)
+
+
+def test_same_seed_gives_byte_identical_tables(smoke_run: Path, tmp_path: Path) -> None:
+    snakemake(tmp_path)
+    other = tmp_path / "results" / "smoke" / "tables"
+    names = sorted(p.name for p in (smoke_run / "tables").iterdir())
+    assert names == sorted(p.name for p in other.iterdir())
+    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "tables", other, names, shallow=False)
+    assert not mismatch and not errors, mismatch
+    shutil.rmtree(tmp_path / "results")

@@ -1,0 +1,107 @@
+"""Stage entry points: bad input ends in one clear line, exit code 2, and no output file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnassure.data import generate_dataset, stratified_split
+from nnassure.models import MLP, MLPSpec, save_model
+from nnassure.paths import ExperimentPaths
+from nnassure.stages import baselines, certify, train
+from nnassure.stages._common import run_stage
+
+
+def _args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["experiment=smoke", f"results_dir={tmp_path}", "tracking=disabled", *extra]
+
+
+def _write_dataset(tmp_path: Path, frame: pd.DataFrame, name: str = "a") -> Path:
+    path = ExperimentPaths(tmp_path, "smoke").dataset(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture
+def good_frame() -> pd.DataFrame:
+    return stratified_split(generate_dataset("a", 100, 0.3333, 0.002, 0), 0.2, 0)
+
+
+def _run_failing(capsys: pytest.CaptureFixture[str], name: str, main: object, args: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(name, main, args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith(f"nnassure {name}: error:")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in "\n".join(err)
+    return errors[0]
+
+
+def test_dataset_with_nan_is_rejected(tmp_path: Path, good_frame: pd.DataFrame, capsys) -> None:
+    frame = good_frame.copy()
+    frame.loc[3, "x1"] = np.nan
+    _write_dataset(tmp_path, frame)
+    message = _run_failing(capsys, "baselines", baselines.main, _args(tmp_path, "dataset=a"))
+    assert "NaN" in message
+    assert not ExperimentPaths(tmp_path, "smoke").baselines("a").exists()
+
+
+def test_dataset_with_missing_column_is_rejected(tmp_path: Path, good_frame: pd.DataFrame, capsys) -> None:
+    _write_dataset(tmp_path, good_frame.drop(columns=["label"]))
+    message = _run_failing(capsys, "train", train.main, _args(tmp_path, "dataset=a"))
+    assert "missing column(s) label" in message
+    assert not list((tmp_path / "smoke").glob("models/*"))
+
+
+def test_corrupt_model_file_is_rejected(tmp_path: Path, good_frame: pd.DataFrame, capsys) -> None:
+    _write_dataset(tmp_path, good_frame)
+    paths = ExperimentPaths(tmp_path, "smoke")
+    save_model(MLP(MLPSpec(depth=1, width=4)), paths.model_stem("a", 1.0))
+    weights = paths.model_stem("a", 1.0).with_suffix(".safetensors")
+    weights.write_bytes(weights.read_bytes()[:40] + b"garbage")
+    message = _run_failing(capsys, "certify", certify.main, _args(tmp_path, "dataset=a", "train.cost_fn=1"))
+    assert "corrupt safetensors" in message
+    assert not paths.certification("a", 1.0).exists()
+
+
+def test_invalid_override_is_rejected_before_any_work(tmp_path: Path, capsys) -> None:
+    message = _run_failing(capsys, "train", train.main, _args(tmp_path, "train.cost_fn=-3"))
+    assert "train.cost_fn" in message and "> 0" in message
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_search_result_that_is_not_json_is_rejected(tmp_path: Path, good_frame: pd.DataFrame, capsys) -> None:
+    _write_dataset(tmp_path, good_frame)
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text("{not json")
+    message = _run_failing(capsys, "train", train.main, _args(tmp_path, "dataset=a", f"train.hparams_file={bogus}"))
+    assert "not a search result" in message
+
+
+def test_command_line_error_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nnassure.stages.train", "model.depth=9", f"results_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert lines == ["nnassure train: error: invalid config value model.depth=9: expected an integer in 1..4"]
+
+
+def test_hand_run_of_train_writes_a_loadable_model(tmp_path: Path, good_frame: pd.DataFrame) -> None:
+    from nnassure.models import load_model
+
+    _write_dataset(tmp_path, good_frame)
+    run_stage("train", train.main, _args(tmp_path, "dataset=a", "train.cost_fn=10", "model.depth=1",
+                                         "model.width=8"))
+    loaded = load_model(ExperimentPaths(tmp_path, "smoke").model_stem("a", 10.0))
+    assert loaded.model.spec == MLPSpec(depth=1, width=8)
+    assert loaded.metadata["cost_fn"] == 10.0
+    assert set(loaded.metadata["metrics"]) == {"train", "val"}
