@@ -115,13 +115,6 @@ def test_invalid_spec_documents(saved, text):
         load_model(stem)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError),
-    reason="BUG src/nnassure/models/mlp.py:96 load_model calls document.get() without checking that the "
-    "JSON document is an object: a spec file holding [1, 2], null or a string raises AttributeError, "
-    "not InputFileError",
-)
 @pytest.mark.parametrize("text", ["[1, 2]", "null", '"nnassure.mlp/1"'])
 def test_spec_that_is_not_a_json_object(saved, text):
     _, stem = saved
@@ -130,12 +123,6 @@ def test_spec_that_is_not_a_json_object(saved, text):
         load_model(stem)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG src/nnassure/models/mlp.py:33,105 MLPSpec accepts a float depth (1 <= 2.0 <= 4), then "
-    "MLP(spec) at line 105 (outside the try) fails in range(2.0) with TypeError instead of InputFileError",
-)
 def test_spec_with_float_depth(saved):
     _, stem = saved
     _edit_spec(stem, depth=2.0)

@@ -12,9 +12,10 @@ on torch 2.13 once four API moves are bridged (design.md, "Dependencies"):
    ``BoundedModule._named_members`` does not accept.
 
 The patches are written by hand because no maintained fork of auto_LiRPA is on PyPI; they only
-add the missing names and never change a bound computation. ``tests/test_lirpa_compat.py``
-compares bounds against reference tensors from upstream 0.7.1 so that a patch that stops
-working is noticed. Import auto_LiRPA only through :func:`auto_lirpa`.
+add the missing names and never change a bound computation. They were checked to give the same
+bounds as upstream 0.7.1; ``tests/test_lirpa_compat.py`` guards this by comparing the patched
+library with an independent float64 implementation of IBP and CROWN and with stored reference
+tensors (``tests/data/lirpa_reference.json``), so a patch that stops working is noticed. Import auto_LiRPA only through :func:`auto_lirpa`.
 """
 
 from __future__ import annotations

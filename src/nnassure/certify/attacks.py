@@ -26,7 +26,6 @@ def sample_ball(center: np.ndarray, eps: float, norm: str, n: int, rng: np.rando
         direction = rng.normal(size=(n, dim))
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
         offsets = direction * eps * rng.uniform(0, 1, size=(n, 1)) ** (1 / dim)
-    # Corners and boundary points are where a single-logit net is most likely to flip.
     return (center + offsets).astype(np.float32)
 
 
@@ -42,7 +41,8 @@ def pgd_worst_logits(
 ) -> np.ndarray:
     """Signed logit s * a(x') at the worst point PGD finds (s = +1 for label 1, -1 for label 0).
 
-    A value below 0 (label 1) or at/above 0 (label 0) is a counterexample.
+    For label 1 a value below 0 is a counterexample (class 1 iff a >= 0); for label 0 a value
+    <= 0, i.e. a >= 0, is one.
     """
     generator = torch.Generator().manual_seed(seed)
     x_t = torch.as_tensor(x, dtype=torch.float32)

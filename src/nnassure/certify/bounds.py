@@ -84,4 +84,18 @@ class BoundEngine:
             else:
                 lower, upper = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
                                                           bound_lower=True, bound_upper=True)
+            if domain is not None and norm == "linf" and method != "ibp":
+                # A linear relaxation over a smaller box is not always tighter (the relaxation
+                # changes with the box); the unclipped ball contains the clipped one, so its
+                # bounds are valid too and the tighter of the two is kept.
+                unclipped = self._lirpa.BoundedTensor(x, self._perturbation(x, eps_t, norm, None))
+                if method == "alpha-crown":
+                    free_lower, _ = self.module.compute_bounds(x=(unclipped,), C=C, method=lirpa_method,
+                                                               bound_lower=True, bound_upper=False)
+                    _, free_upper = self.module.compute_bounds(x=(unclipped,), C=C, method=lirpa_method,
+                                                               bound_lower=False, bound_upper=True)
+                else:
+                    free_lower, free_upper = self.module.compute_bounds(
+                        x=(unclipped,), C=C, method=lirpa_method, bound_lower=True, bound_upper=True)
+                lower, upper = torch.maximum(lower, free_lower), torch.minimum(upper, free_upper)
         return lower.detach(), upper.detach()

@@ -86,7 +86,7 @@ def certified_radius(
     # A radius of 0 means "correctly classified at the centre" or less; misclassified samples
     # are not certified at any radius.
     with torch.no_grad():
-        logits = engine.network(torch.as_tensor(x, dtype=torch.float32))[:, 0].numpy()
+        logits = engine.network(torch.tensor(x, dtype=torch.float32))[:, 0].numpy()
     correct = (logits >= 0).astype(np.int64) == labels
     return np.where(correct, low, 0.0).astype(np.float32)
 
@@ -123,7 +123,7 @@ def certify_dataset(
     labels = frame["label"].to_numpy(np.int64)
     engine = BoundEngine(network, x.shape[1], alpha_iterations=alpha_iterations)
     with torch.no_grad():
-        logits = network(torch.as_tensor(x))[:, 0].numpy()
+        logits = network(torch.tensor(x))[:, 0].numpy()
     predictions = (logits >= 0).astype(np.int64)
     domain = INPUT_DOMAIN if clip_to_domain else None
 

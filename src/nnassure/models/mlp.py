@@ -32,6 +32,9 @@ class MLPSpec:
     input_dim: int = 2
 
     def __post_init__(self) -> None:
+        integers = (self.depth, self.width, self.input_dim)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in integers):
+            raise ValueError(f"invalid MLP spec {self}: depth, width and input_dim must be integers")
         if not 1 <= self.depth <= 4 or self.width < 1 or not 0 <= self.dropout < 1 or self.input_dim < 1:
             raise ValueError(f"invalid MLP spec {self}")
 
@@ -93,6 +96,8 @@ def load_model(stem: str | Path) -> ModelFile:
             raise InputFileError(f"{path}: model file not found (run the train stage first)")
     try:
         document = json.loads(spec_path.read_text())
+        if not isinstance(document, dict):
+            raise ValueError("the file does not hold a JSON object")
         if document.get("format") != SPEC_FORMAT:
             raise ValueError(f"format is {document.get('format')!r}")
         spec = MLPSpec(**document["spec"])
