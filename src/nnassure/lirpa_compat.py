@@ -15,7 +15,8 @@ The patches are written by hand because no maintained fork of auto_LiRPA is on P
 add the missing names and never change a bound computation. They were checked to give the same
 bounds as upstream 0.7.1; ``tests/test_lirpa_compat.py`` guards this by comparing the patched
 library with an independent float64 implementation of IBP and CROWN and with stored reference
-tensors (``tests/data/lirpa_reference.json``), so a patch that stops working is noticed. Import auto_LiRPA only through :func:`auto_lirpa`.
+tensors (``tests/data/lirpa_reference.json``), so a patch that stops working is noticed.
+Import auto_LiRPA only through :func:`auto_lirpa`.
 """
 
 from __future__ import annotations
