@@ -18,7 +18,11 @@ include: "workflow/rules/certify.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every artifact is a target, so that deleting any of them (a model file, say) reruns the job
+# that makes it and everything downstream of it, and nothing else.
 rule all:
     input:
+        [model_files(d, c) for d in DATASETS for c in COSTS],
+        expand(str(PATHS.certification("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
         report_files(),
     default_target: True
