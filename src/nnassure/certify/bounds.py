@@ -51,6 +51,24 @@ class BoundEngine:
             return self._lirpa.PerturbationLpNorm(norm=2.0, eps=eps)
         raise ValueError(f"unknown norm {norm!r}; expected one of {sorted(NORM_VALUES)}")
 
+    def _compute(
+        self, x: torch.Tensor, perturbation: object, method: str, C: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        bounded = self._lirpa.BoundedTensor(x, perturbation)
+        lirpa_method = LIRPA_METHODS[method]
+        if method == "alpha-crown":
+            # Optimized bounds are computed one side at a time, with gradients on the slopes.
+            with torch.enable_grad():
+                lower, _ = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
+                                                      bound_lower=True, bound_upper=False)
+                _, upper = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
+                                                      bound_lower=False, bound_upper=True)
+        else:
+            with torch.no_grad():
+                lower, upper = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
+                                                          bound_lower=True, bound_upper=True)
+        return lower.detach(), upper.detach()
+
     def bounds(
         self,
         x: torch.Tensor | np.ndarray,
@@ -71,31 +89,11 @@ class BoundEngine:
                                 dtype=torch.float32)
         eps_t = eps_t.reshape(-1, 1).expand(len(x), 1) if eps_t.ndim else eps_t.expand(len(x), 1)
         eps_t = eps_t.contiguous()
-        perturbation = self._perturbation(x, eps_t, norm, domain)
-        bounded = self._lirpa.BoundedTensor(x, perturbation)
-        lirpa_method = LIRPA_METHODS[method]
-        with torch.no_grad() if method != "alpha-crown" else torch.enable_grad():
-            if method == "alpha-crown":
-                # Optimized bounds are computed one side at a time.
-                lower, _ = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
-                                                      bound_lower=True, bound_upper=False)
-                _, upper = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
-                                                      bound_lower=False, bound_upper=True)
-            else:
-                lower, upper = self.module.compute_bounds(x=(bounded,), C=C, method=lirpa_method,
-                                                          bound_lower=True, bound_upper=True)
-            if domain is not None and norm == "linf" and method != "ibp":
-                # A linear relaxation over a smaller box is not always tighter (the relaxation
-                # changes with the box); the unclipped ball contains the clipped one, so its
-                # bounds are valid too and the tighter of the two is kept.
-                unclipped = self._lirpa.BoundedTensor(x, self._perturbation(x, eps_t, norm, None))
-                if method == "alpha-crown":
-                    free_lower, _ = self.module.compute_bounds(x=(unclipped,), C=C, method=lirpa_method,
-                                                               bound_lower=True, bound_upper=False)
-                    _, free_upper = self.module.compute_bounds(x=(unclipped,), C=C, method=lirpa_method,
-                                                               bound_lower=False, bound_upper=True)
-                else:
-                    free_lower, free_upper = self.module.compute_bounds(
-                        x=(unclipped,), C=C, method=lirpa_method, bound_lower=True, bound_upper=True)
-                lower, upper = torch.maximum(lower, free_lower), torch.minimum(upper, free_upper)
+        lower, upper = self._compute(x, self._perturbation(x, eps_t, norm, domain), method, C)
+        if domain is not None and norm == "linf" and method != "ibp":
+            # A linear relaxation over a smaller box is not always tighter (the relaxation
+            # changes with the box); the unclipped ball contains the clipped one, so its
+            # bounds are valid too and the tighter of the two is kept.
+            free_lower, free_upper = self._compute(x, self._perturbation(x, eps_t, norm, None), method, C)
+            lower, upper = torch.maximum(lower, free_lower), torch.minimum(upper, free_upper)
         return lower.detach(), upper.detach()
