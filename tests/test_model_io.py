@@ -42,7 +42,7 @@ def test_only_safetensors_and_json_are_written(saved, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.json", "model.safetensors"]
     document = json.loads((tmp_path / "model.json").read_text())
     assert document["format"] == "nnassure.mlp/1"
-    assert document["spec"] == {"depth": 3, "width": 8, "dropout": 0.1, "input_dim": 2}
+    assert document["spec"] == {"depth": 3, "width": 8, "dropout": 0.1, "input_dim": 2, "activation": "relu", "outputs": 1}
     # The weights file is safetensors (8-byte little-endian header length, then a JSON header), not a pickle.
     raw = (tmp_path / "model.safetensors").read_bytes()
     header_len = int.from_bytes(raw[:8], "little")
@@ -83,9 +83,9 @@ def _edit_spec(stem, **changes):
     path.write_text(json.dumps(document))
 
 
-def test_spec_with_depth_7_is_rejected(saved):
+def test_spec_with_depth_9_is_rejected(saved):
     _, stem = saved
-    _edit_spec(stem, depth=7)
+    _edit_spec(stem, depth=9)
     with pytest.raises(InputFileError, match="not a valid model spec"):
         load_model(stem)
 
@@ -144,8 +144,9 @@ def test_missing_model_entirely(tmp_path):
         load_model(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("spec", [dict(depth=0, width=8), dict(depth=5, width=8), dict(depth=2, width=0),
-                                  dict(depth=2, width=8, dropout=1.0), dict(depth=2, width=8, input_dim=0)])
+@pytest.mark.parametrize("spec", [dict(depth=0, width=8), dict(depth=9, width=8), dict(depth=2, width=0),
+                                  dict(depth=2, width=8, dropout=1.0), dict(depth=2, width=8, input_dim=0),
+                                  dict(depth=2, width=8, outputs=0), dict(depth=2, width=8, activation="gelu")])
 def test_mlp_spec_validation(spec):
     with pytest.raises(ValueError):
         MLPSpec(**spec)
@@ -177,3 +178,21 @@ def test_verification_network_drops_dropout():
     model.train()
     with torch.no_grad():
         assert not torch.equal(model(x), network(x))
+
+
+def test_spec_with_unknown_activation_is_rejected(saved):
+    _, stem = saved
+    _edit_spec(stem, activation="swish")
+    with pytest.raises(InputFileError, match="not a valid model spec.*activation"):
+        load_model(stem)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "arctan"])
+def test_multiclass_models_of_every_activation_round_trip(tmp_path, activation):
+    model = MLP(MLPSpec(depth=2, width=5, input_dim=4, activation=activation, outputs=3))
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m").model
+    x = torch.rand(6, 4)
+    assert loaded.spec == model.spec
+    assert torch.equal(loaded(x), model(x))
+    assert loaded(x).shape == (6, 3)

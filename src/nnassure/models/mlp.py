@@ -22,25 +22,45 @@ from nnassure.io import atomic_path
 SPEC_FORMAT = "nnassure.mlp/1"
 
 
+class Arctan(nn.Module):
+    """Elementwise arctan (torch has no module for it); auto_LiRPA bounds it as ``BoundAtan``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.arctan(x)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "arctan": Arctan}
+MAX_SPEC_DEPTH = 8
+
+
 @dataclass(frozen=True)
 class MLPSpec:
-    """Architecture of an MLP with ``depth`` hidden ReLU layers of ``width`` units and one logit."""
+    """An MLP with ``depth`` hidden layers of ``width`` units and ``outputs`` logits.
+
+    The verified-classification models have one logit and ReLU; the PROVEN models (Sec. 4 of
+    that paper) have one logit per class and ReLU, tanh, sigmoid or arctan.
+    """
 
     depth: int
     width: int
     dropout: float = 0.0
     input_dim: int = 2
+    activation: str = "relu"
+    outputs: int = 1
 
     def __post_init__(self) -> None:
-        integers = (self.depth, self.width, self.input_dim)
+        integers = (self.depth, self.width, self.input_dim, self.outputs)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in integers):
-            raise ValueError(f"invalid MLP spec {self}: depth, width and input_dim must be integers")
-        if not 1 <= self.depth <= 4 or self.width < 1 or not 0 <= self.dropout < 1 or self.input_dim < 1:
+            raise ValueError(f"invalid MLP spec {self}: depth, width, input_dim and outputs must be integers")
+        if (not 1 <= self.depth <= MAX_SPEC_DEPTH or self.width < 1 or not 0 <= self.dropout < 1
+                or self.input_dim < 1 or self.outputs < 1):
             raise ValueError(f"invalid MLP spec {self}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"invalid MLP spec {self}: activation must be one of {sorted(ACTIVATIONS)}")
 
 
 class MLP(nn.Module):
-    """``depth`` x (Linear, ReLU, Dropout) then Linear(width, 1); the output is the logit a_i."""
+    """``depth`` x (Linear, activation, Dropout) then Linear(width, outputs); outputs are logits."""
 
     def __init__(self, spec: MLPSpec) -> None:
         super().__init__()
@@ -48,11 +68,11 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         fan_in = spec.input_dim
         for _ in range(spec.depth):
-            layers += [nn.Linear(fan_in, spec.width), nn.ReLU()]
+            layers += [nn.Linear(fan_in, spec.width), ACTIVATIONS[spec.activation]()]
             if spec.dropout > 0:
                 layers.append(nn.Dropout(spec.dropout))
             fan_in = spec.width
-        layers.append(nn.Linear(fan_in, 1))
+        layers.append(nn.Linear(fan_in, spec.outputs))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
-"""Adam training with batch size 32 and early stopping on the validation loss (Sec. 4.2)."""
+"""Adam training with early stopping on the validation loss: the cost-weighted one-logit MLPs
+(batch size 32, Sec. 4.2 of the verified-classification paper) and multi-class image classifiers."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +48,55 @@ def predict_labels(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
     return (predict_logits(model, inputs) >= 0).astype(np.int64)
 
 
+def _fit(
+    model: MLP,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    progress: bool,
+    description: str,
+) -> TrainResult:
+    """Adam with early stopping: keep the weights of the epoch with the lowest validation loss."""
+    xt, yt, xv, yv = data
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    best_state = copy.deepcopy(model.state_dict())
+    best_loss, best_epoch, stale = float("inf"), 0, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(1, max_epochs + 1), desc=description, disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(xt), generator=generator)
+        total = 0.0
+        for start in range(0, len(xt), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(model(xv), yv))
+        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss})
+        bar.set_postfix(val_loss=f"{val_loss:.4f}")
+        if val_loss < best_loss:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, best_epoch=best_epoch, best_val_loss=best_loss, history=history)
+
+
 def train_mlp(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -58,43 +109,53 @@ def train_mlp(
     progress: bool = True,
     description: str = "train",
 ) -> TrainResult:
-    """Train an MLP on Eq. (1); keep the weights of the epoch with the lowest validation loss."""
+    """Train a one-logit MLP on Eq. (1); keep the weights of the epoch with the lowest validation loss."""
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     model = MLP(MLPSpec(depth=hparams.depth, width=hparams.width, dropout=hparams.dropout,
                         input_dim=x_train.shape[1]))
-    optimizer = torch.optim.Adam(model.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
     balance = class_balance_weight(y_train)
-    xt, yt = torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32)
-    xv, yv = torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.float32)
+    data = (torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32),
+            torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.float32))
 
-    best_state = copy.deepcopy(model.state_dict())
-    best_loss, best_epoch, stale = float("inf"), 0, 0
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(1, hparams.max_epochs + 1), desc=description, disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(len(xt), generator=generator)
-        total = 0.0
-        for start in range(0, len(xt), hparams.batch_size):
-            idx = order[start : start + hparams.batch_size]
-            optimizer.zero_grad()
-            loss = weighted_bce(model(xt[idx]), yt[idx], balance, cost_fn, cost_fp)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
-        model.eval()
-        with torch.no_grad():
-            val_loss = float(weighted_bce(model(xv), yv, balance, cost_fn, cost_fp))
-        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss})
-        bar.set_postfix(val_loss=f"{val_loss:.4f}")
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= hparams.patience:
-                break
-    model.load_state_dict(best_state)
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return weighted_bce(logits, labels, balance, cost_fn, cost_fp)
+
+    return _fit(model, loss_fn, data, hparams.lr, hparams.weight_decay, hparams.batch_size, hparams.max_epochs,
+                hparams.patience, seed, progress, description)
+
+
+def train_classifier(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    spec: MLPSpec,
+    lr: float,
+    weight_decay: float = 0.0,
+    batch_size: int = 64,
+    max_epochs: int = 100,
+    patience: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train a multi-class MLP (``spec.outputs`` logits) with cross-entropy and early stopping."""
+    if spec.outputs < 2:
+        raise ValueError(f"a classifier needs at least 2 outputs, got {spec.outputs}")
+    if y_train.min() < 0 or y_train.max() >= spec.outputs:
+        raise ValueError(f"labels must lie in 0..{spec.outputs - 1}, got {y_train.min()}..{y_train.max()}")
+    torch.manual_seed(seed)
+    model = MLP(spec)
+    data = (torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.int64),
+            torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.int64))
+    return _fit(model, torch.nn.functional.cross_entropy, data, lr, weight_decay, batch_size, max_epochs, patience,
+                seed, progress, description)
+
+
+def predict_classes(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Top-1 class of a multi-class model (ties go to the lowest index, as argmax does)."""
     model.eval()
-    return TrainResult(model=model, best_epoch=best_epoch, best_val_loss=best_loss, history=history)
+    with torch.no_grad():
+        x = torch.tensor(inputs, dtype=torch.float32)
+        out = [model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy()
