@@ -17,24 +17,54 @@ from nnassure.lirpa_compat import auto_lirpa
 # auto_LiRPA's method names for the pipeline's method names.
 LIRPA_METHODS = {"ibp": "IBP", "crown": "backward", "alpha-crown": "CROWN-Optimized"}
 NORM_VALUES = {"linf": math.inf, "l2": 2.0}
+# Linear relaxations of unstable ReLUs: CROWN's adaptive lower slope (0 or 1, whichever is
+# tighter) or Fast-Lin's lower slope equal to the upper one, u / (u - l) (PROVEN Tables 2a/2b).
+RELU_RELAXATIONS = {"crown": "adaptive", "fast-lin": "same-slope"}
 
 
 class BoundEngine:
     """Bounds of a network's outputs over ``{x' : ||x' - x||_p <= eps}`` (optionally intersected
     with the input domain [lo, hi]^d for Linf, through auto_LiRPA's ``x_L``/``x_U``)."""
 
-    def __init__(self, network: nn.Module, input_dim: int, alpha_iterations: int = 20) -> None:
+    def __init__(
+        self, network: nn.Module, input_dim: int, alpha_iterations: int = 20, relu_relaxation: str = "crown"
+    ) -> None:
+        if relu_relaxation not in RELU_RELAXATIONS:
+            raise ValueError(f"unknown ReLU relaxation {relu_relaxation!r}; expected one of {sorted(RELU_RELAXATIONS)}")
         lirpa = auto_lirpa()
         self.network = network.eval()
         self._lirpa = lirpa
         self.module = lirpa.BoundedModule(
             self.network,
             torch.zeros(1, input_dim),
-            bound_opts={"optimize_bound_args": {"iteration": alpha_iterations}},
+            bound_opts={"optimize_bound_args": {"iteration": alpha_iterations},
+                        "relu": RELU_RELAXATIONS[relu_relaxation]},
             device="cpu",
             verbose=False,
         )
         self.input_dim = input_dim
+        self.relu_relaxation = relu_relaxation
+
+    def linear_lower_bounds(
+        self, x: torch.Tensor, eps: torch.Tensor, C: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CROWN's linear lower bounds of ``C @ network`` on the Linf ball of radius ``eps`` (one per row).
+
+        Returns ``(lA, lbias, lower)``: lA (batch, specs, input_dim) and lbias (batch, specs) with
+        lA x' + lbias <= C f(x') for every x' in the ball (PROVEN Eq. 1-2), and the concretized
+        lower bound over the ball.
+        """
+        eps = eps.reshape(-1, 1).to(torch.float32).contiguous()
+        bounded = self._lirpa.BoundedTensor(x, self._perturbation(x, eps, "linf", None))
+        output, inputs = self.module.final_name, self.module.input_name[0]
+        with torch.no_grad():
+            lower, _, a_dict = self.module.compute_bounds(
+                x=(bounded,), C=C, method="backward", bound_lower=True, bound_upper=False,
+                return_A=True, needed_A_dict={output: [inputs]},
+            )
+        coefficients = a_dict[output][inputs]
+        lA = coefficients["lA"].reshape(len(x), C.shape[1], -1)
+        return lA.detach(), coefficients["lbias"].reshape(len(x), C.shape[1]).detach(), lower.detach()
 
     def _perturbation(
         self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None
