@@ -9,6 +9,7 @@ fails at compose time wherever the config is built.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,42 @@ NORMS = ("linf", "l2")
 METHODS = ("ibp", "crown", "alpha-crown")
 TRACKING_MODES = ("offline", "disabled", "online")
 MAX_DEPTH = 4
+IMAGE_DATASETS = ("digits", "signs")
+ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "arctan")
+SIGN_CLASS_NAMES = ("give_way", "priority_road", "stop", "no_entry", "speed_limit", "ahead_only")
+MODEL_ID = re.compile(r"(?P<dataset>[a-z]+)_(?P<activation>[a-z]+)_(?P<depth>[0-9]+)x(?P<width>[0-9]+)")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A PROVEN model named ``<dataset>_<activation>_<depth>x<width>``."""
+
+    dataset: str
+    activation: str
+    depth: int
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}_{self.activation}_{self.depth}x{self.width}"
+
+    @property
+    def architecture(self) -> str:
+        return f"{self.depth}x[{self.width}]"
+
+
+def parse_model_id(name: str, key: str = "proven.models") -> ModelId:
+    """Parse and check a model name; raise :class:`ConfigError` naming ``key`` if it is invalid."""
+    match = MODEL_ID.fullmatch(str(name))
+    allowed = (f"<dataset>_<activation>_<depth>x<width> with dataset in {IMAGE_DATASETS}, activation in "
+               f"{ACTIVATION_NAMES}, depth 1..8, width >= 1 (e.g. digits_relu_2x20)")
+    if match is None:
+        _fail(key, name, allowed)
+    model = ModelId(match["dataset"], match["activation"], int(match["depth"]), int(match["width"]))
+    if model.dataset not in IMAGE_DATASETS or model.activation not in ACTIVATION_NAMES \
+            or not 1 <= model.depth <= 8 or model.width < 1:
+        _fail(key, name, allowed)
+    return model
 
 
 @dataclass
@@ -106,6 +143,52 @@ class CertifyConfig:
 
 
 @dataclass
+class ImagesConfig:
+    """Image data sets (sklearn's 8x8 digits; traffic signs rendered with OpenCV) and the training
+    of multi-class MLPs on them (Adam, cross-entropy, early stopping on the validation split)."""
+
+    digits_size: int = 8
+    signs_size: int = 16
+    signs_per_class: int = 400
+    sign_classes: list[str] = field(default_factory=lambda: list(SIGN_CLASS_NAMES))
+    split: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])
+    seed: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    max_epochs: int = 100
+    patience: int = 10
+
+
+@dataclass
+class ProvenConfig:
+    """PROVEN (Weng et al.): largest eps certified in the worst case and at confidence gamma.
+
+    Models are named ``<dataset>_<activation>_<depth>x<width>`` (e.g. ``digits_relu_2x20``).
+    """
+
+    models: list[str] = field(default_factory=lambda: ["digits_relu_2x20", "digits_tanh_2x20"])
+    # Models also certified under Gaussian noise (Fig. 1) and resampled for Table 4.
+    gaussian_models: list[str] = field(default_factory=lambda: ["digits_relu_2x20"])
+    table4_models: list[str] = field(default_factory=lambda: ["digits_relu_2x20"])
+    model: str | None = None  # the model one stage run works on (a Snakemake wildcard)
+    gammas: list[float] = field(default_factory=lambda: [0.9999, 0.75, 0.5, 0.25, 0.05])
+    samples: int = 100  # correctly classified test points certified per model
+    table2_samples: int = 10  # Table 2 averages over 10 images
+    table4_trials: int = 100
+    table4_sizes: list[int] = field(default_factory=lambda: [10, 50, 100])
+    eps_min: float = 1e-4
+    eps_max: float = 0.5
+    bisection_tolerance: float = 5e-4  # relative resolution of the bisection on eps
+    guess_factor: float = 2.0  # PROVEN's bisection first tries guess_factor x the worst-case eps
+    batch_size: int = 256
+    sigma_ratio: float = 3.0  # Gaussian std = eps / sigma_ratio (3-sigma rule, Remark 3.4)
+    correlation_length: float = 1.0  # pixels, for correlated Gaussian noise
+    channel_correlation: float = 0.5
+    seed: int = 0
+
+
+@dataclass
 class TrackingConfig:
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
@@ -131,6 +214,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    proven: ProvenConfig = field(default_factory=ProvenConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     results_dir: str = "results"
@@ -239,11 +324,69 @@ def validate(cfg: DictConfig) -> None:
         if cfg.certify[key] < 1:
             _fail(f"certify.{key}", cfg.certify[key], "an integer >= 1")
 
+    _validate_images(cfg.images)
+    _validate_proven(cfg.proven)
     _check_choice("tracking.mode", cfg.tracking.mode, TRACKING_MODES)
     _check_choice("report.fig2_dataset", cfg.report.fig2_dataset, DATASETS)
     _check_choice("report.fig3_dataset", cfg.report.fig3_dataset, DATASETS)
     if cfg.threads < 1:
         _fail("threads", cfg.threads, "an integer >= 1")
+
+
+def _validate_images(images: DictConfig) -> None:
+    if images.digits_size < 2:
+        _fail("images.digits_size", images.digits_size, "an integer >= 2")
+    if images.signs_size < 6:
+        _fail("images.signs_size", images.signs_size, "an integer >= 6")
+    if images.signs_per_class < 5:
+        _fail("images.signs_per_class", images.signs_per_class, "an integer >= 5")
+    if len(images.sign_classes) < 2:
+        _fail("images.sign_classes", list(images.sign_classes), "at least 2 of " + ", ".join(SIGN_CLASS_NAMES))
+    for i, name in enumerate(images.sign_classes):
+        _check_choice(f"images.sign_classes[{i}]", name, SIGN_CLASS_NAMES)
+    fractions = list(images.split)
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        _fail("images.split", fractions, "three positive fractions (train, val, test) summing to 1")
+    _check_positive("images.lr", images.lr)
+    _check_positive("images.weight_decay", images.weight_decay, strict=False)
+    for key in ("batch_size", "max_epochs", "patience"):
+        if images[key] < 1:
+            _fail(f"images.{key}", images[key], "an integer >= 1")
+
+
+def _validate_proven(proven: DictConfig) -> None:
+    if not proven.models:
+        _fail("proven.models", [], "a non-empty list of model names")
+    names = [parse_model_id(m, f"proven.models[{i}]").name for i, m in enumerate(proven.models)]
+    for key in ("gaussian_models", "table4_models"):
+        for i, name in enumerate(proven[key]):
+            if name not in names:
+                _fail(f"proven.{key}[{i}]", name, "one of proven.models " + str(names))
+    if proven.model is not None:
+        parse_model_id(proven.model, "proven.model")
+    if not proven.gammas:
+        _fail("proven.gammas", [], "a non-empty list of confidences in (0, 1)")
+    for i, gamma in enumerate(proven.gammas):
+        if not 0.0 < gamma < 1.0:
+            _fail(f"proven.gammas[{i}]", gamma, "a confidence in (0, 1)")
+    for key in ("samples", "table2_samples", "table4_trials", "batch_size"):
+        if proven[key] < 1:
+            _fail(f"proven.{key}", proven[key], "an integer >= 1")
+    if proven.table2_samples > proven.samples:
+        _fail("proven.table2_samples", proven.table2_samples, f"at most proven.samples ({proven.samples})")
+    for i, size in enumerate(proven.table4_sizes):
+        if size < 1:
+            _fail(f"proven.table4_sizes[{i}]", size, "an integer >= 1")
+    _check_positive("proven.eps_min", proven.eps_min)
+    if not proven.eps_max > proven.eps_min:
+        _fail("proven.eps_max", proven.eps_max, f"a number > proven.eps_min ({proven.eps_min})")
+    _check_positive("proven.bisection_tolerance", proven.bisection_tolerance)
+    if not proven.guess_factor > 1.0:
+        _fail("proven.guess_factor", proven.guess_factor, "a number > 1")
+    _check_positive("proven.sigma_ratio", proven.sigma_ratio)
+    _check_positive("proven.correlation_length", proven.correlation_length)
+    if not 0.0 <= proven.channel_correlation <= 1.0:
+        _fail("proven.channel_correlation", proven.channel_correlation, "a number in [0, 1]")
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

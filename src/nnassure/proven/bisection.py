@@ -27,7 +27,7 @@ from nnassure.certify.verify import BOUND_TOLERANCE
 from nnassure.proven.certificates import CERTIFICATES, certified_risk
 from nnassure.proven.noise import noise_std
 
-RiskFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+MAX_BISECTION_STEPS = 200  # a guard only: 64 halvings of log(eps_max / eps_min) reach float64 resolution
 
 # Which noise case each certificate speaks of.
 CERTIFICATE_NOISE = {"worst-case": "any", "hoeffding": "bounded"}
@@ -37,7 +37,8 @@ CERTIFICATE_NOISE = {"worst-case": "any", "hoeffding": "bounded"}
 class BisectionSettings:
     eps_min: float = 1e-4
     eps_max: float = 0.5
-    steps: int = 14
+    tolerance: float = 5e-4  # relative: bisection stops when hi / lo <= 1 + tolerance
+    guess_factor: float = 2.0  # PROVEN's first upper end: guess_factor x the worst-case eps
     batch_size: int = 256
     sigma_ratio: float = 3.0
     level: float = BOUND_TOLERANCE
@@ -129,26 +130,50 @@ def _row_key(criterion: Criterion) -> str:
 
 
 def bisect_largest_eps(
-    risk_of: Callable[[np.ndarray], np.ndarray],
+    risk_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
     allowed_risk: np.ndarray,
     start_eps: np.ndarray,
     start_risk: np.ndarray,
     settings: BisectionSettings,
+    guess_eps: np.ndarray | None = None,
     progress: bool = False,
     description: str = "bisection",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the largest eps found with ``risk_of(eps) <= allowed_risk``, and its risk.
+    """Per row, the largest eps found with ``risk_of(rows, eps) <= allowed_risk``, and its risk.
 
     ``start_eps`` is a radius known to be certified (0: no noise, trivially certified) with risk
-    ``start_risk``; the search runs between max(start, eps_min) and eps_max.
+    ``start_risk``. Rows are bisected geometrically between max(start, eps_min) and eps_max until
+    hi / lo <= 1 + tolerance; converged rows are not evaluated again. ``guess_eps`` (optional, per
+    row, 0 for none) is tried first as the upper end: when the answer is known to lie close above
+    the start (PROVEN's radius is rarely twice the worst-case one), this saves most of the steps;
+    where the guess is certified the search goes on up to eps_max.
     """
     lo, lo_risk = start_eps.astype(np.float64).copy(), start_risk.astype(np.float64).copy()
     hi = np.full_like(lo, settings.eps_max)
-    for _ in tqdm(range(settings.steps), desc=description, disable=not progress, leave=False):
-        mid = np.sqrt(np.maximum(lo, settings.eps_min) * hi)
-        risk = risk_of(mid)
-        ok = risk <= allowed_risk
-        lo, lo_risk, hi = np.where(ok, mid, lo), np.where(ok, risk, lo_risk), np.where(ok, hi, mid)
+    rows = np.arange(len(lo))
+
+    def step(active: np.ndarray, eps: np.ndarray) -> None:
+        risk = risk_of(rows[active], eps)
+        ok = risk <= allowed_risk[active]
+        lo[active] = np.where(ok, eps, lo[active])
+        lo_risk[active] = np.where(ok, risk, lo_risk[active])
+        hi[active] = np.where(ok, hi[active], eps)
+
+    if guess_eps is not None:
+        guessed = (guess_eps > lo) & (guess_eps < hi)
+        if guessed.any():
+            step(guessed, guess_eps[guessed])
+            # A certified guess says nothing about eps_max: search on above it.
+            hi[guessed] = np.where(lo[guessed] == guess_eps[guessed], settings.eps_max, hi[guessed])
+    bar = tqdm(desc=description, unit="step", disable=not progress, leave=False)
+    for _ in range(MAX_BISECTION_STEPS):
+        floor = np.maximum(lo, settings.eps_min)
+        active = hi > floor * (1.0 + settings.tolerance)
+        if not active.any():
+            break
+        step(active, np.sqrt(floor[active] * hi[active]))
+        bar.update()
+    bar.close()
     return lo, lo_risk
 
 
@@ -161,9 +186,10 @@ def _bisect_rows(
     start_risk: np.ndarray,
     progress: bool,
     description: str,
+    guess_eps: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    return bisect_largest_eps(lambda eps: evaluate(samples, eps, keys), allowed, start_eps, start_risk,
-                              evaluate.settings, progress, description)
+    return bisect_largest_eps(lambda rows, eps: evaluate(samples[rows], eps, keys[rows]), allowed, start_eps,
+                              start_risk, evaluate.settings, guess_eps, progress, description)
 
 
 def worst_case_eps(evaluate: RiskEvaluator, progress: bool = False) -> np.ndarray:
@@ -197,7 +223,9 @@ def proven_eps(
     start = np.zeros(len(samples))
     if worst_case is not None:
         start = np.where(starts_at_worst_case, np.tile(worst_case, len(criteria)), 0.0)
-    eps, risk = _bisect_rows(evaluate, samples, keys, allowed, start, np.zeros(len(samples)), progress, "PROVEN eps")
+    guess = np.where(start > 0, start * evaluate.settings.guess_factor, 0.0)
+    eps, risk = _bisect_rows(evaluate, samples, keys, allowed, start, np.zeros(len(samples)), progress, "PROVEN eps",
+                             guess)
     return pd.DataFrame({
         "sample": samples,
         "certificate": np.repeat([c.certificate for c in criteria], n),
