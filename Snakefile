@@ -15,6 +15,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/certify.smk"
+include: "workflow/rules/proven.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -25,4 +26,8 @@ rule all:
         [model_files(d, c) for d in DATASETS for c in COSTS],
         expand(str(PATHS.certification("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
         report_files(),
+        [classifier_files(m) for m in PROVEN_MODELS],
+        expand(str(PATHS.proven("{model}")), model=PROVEN_MODELS),
+        expand(str(PATHS.proven_verified("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
+        proven_report_files(),
     default_target: True

@@ -42,7 +42,8 @@ def test_only_safetensors_and_json_are_written(saved, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.json", "model.safetensors"]
     document = json.loads((tmp_path / "model.json").read_text())
     assert document["format"] == "nnassure.mlp/1"
-    assert document["spec"] == {"depth": 3, "width": 8, "dropout": 0.1, "input_dim": 2, "activation": "relu", "outputs": 1}
+    assert document["spec"] == {"depth": 3, "width": 8, "dropout": 0.1, "input_dim": 2, "activation": "relu",
+                                "outputs": 1}
     # The weights file is safetensors (8-byte little-endian header length, then a JSON header), not a pickle.
     raw = (tmp_path / "model.safetensors").read_bytes()
     header_len = int.from_bytes(raw[:8], "little")

@@ -51,6 +51,20 @@ class ExperimentPaths:
     def certification_summary(self, dataset: str, cost: float | str) -> Path:
         return self.root / "certify" / f"{dataset}_c{_cost_name(cost)}_summary.csv"
 
+    def image_dataset(self, dataset: str) -> Path:
+        return self.root / "data" / f"{dataset}.npz"
+
+    def classifier_stem(self, model: str) -> Path:
+        """A multi-class image model (``<dataset>_<activation>_<depth>x<width>``)."""
+        return self.root / "models" / "image" / model
+
+    def proven(self, model: str) -> Path:
+        return self.root / "proven" / f"{model}.parquet"
+
+    def proven_verified(self, dataset: str, cost: float | str) -> Path:
+        """PROVEN beside verified accuracy on a 2-D model of the verified-classification stage."""
+        return self.root / "proven" / f"vc_{dataset}_c{_cost_name(cost)}.parquet"
+
     @property
     def tables(self) -> Path:
         return self.root / "tables"

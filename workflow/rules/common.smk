@@ -4,7 +4,9 @@ import shlex
 
 from nnassure.config import compose
 from nnassure.paths import ExperimentPaths, format_cost
+from nnassure.config import parse_model_id
 from nnassure.report.outputs import report_outputs
+from nnassure.stages.report_proven import proven_outputs
 
 EXPERIMENT = str(config.get("experiment", "quick"))
 OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
@@ -12,6 +14,7 @@ CFG = compose(OVERRIDES)
 PATHS = ExperimentPaths.from_config(CFG)
 DATASETS = sorted(CFG.grid.datasets)
 COSTS = [format_cost(c) for c in CFG.grid.costs]
+PROVEN_MODELS = list(CFG.proven.models)
 ENV = "../../envs/nnassure.yaml"
 
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage.
@@ -35,6 +38,19 @@ def model_files(dataset, cost):
     return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
 
 
+def classifier_files(model):
+    stem = PATHS.classifier_stem(model)
+    return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
+
+
+def model_dataset(model):
+    return parse_model_id(model).dataset
+
+
+def proven_report_files():
+    return [str(p) for p in proven_outputs(CFG)]
+
+
 def report_files():
     return [str(p) for files in report_outputs(CFG).values() for p in files]
 
@@ -42,3 +58,4 @@ def report_files():
 wildcard_constraints:
     dataset="|".join(DATASETS),
     cost="|".join(c.replace(".", r"\.") for c in COSTS),
+    model="|".join(PROVEN_MODELS),
