@@ -26,7 +26,9 @@ class ProvenRun:
     bound_calls: dict[str, int]
 
 
-def select_samples(predictions: np.ndarray, labels: np.ndarray, candidates: np.ndarray, n: int, seed: int) -> np.ndarray:
+def select_samples(
+    predictions: np.ndarray, labels: np.ndarray, candidates: np.ndarray, n: int, seed: int
+) -> np.ndarray:
     """``n`` correctly classified candidates (indices), a seeded random choice in index order.
 
     Certificates speak of the predicted class; like the paper (and CROWN's evaluation), only

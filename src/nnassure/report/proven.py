@@ -198,7 +198,8 @@ def table2_compare(table_id: str, display: pd.DataFrame, other: pd.DataFrame | N
                      f"{paper_name} | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[6], 1)}% |")
     gains = display["improvement (%)"]
     if display.empty:
-        return "\n".join(lines + ["", "## Findings", "", "- No model of this kind is configured (proven.models)."]) + "\n"
+        lines += ["", "## Findings", "", "- No model of this kind is configured (proven.models)."]
+        return "\n".join(lines) + "\n"
     lines += ["", "## Findings", "",
               f"- PROVEN certifies a larger eps than the worst case at 99.99% on every model: "
               f"{_verdict(bool((gains > 0).all()))} (improvements: {', '.join(f'{g:.1f}%' for g in gains)})."]
