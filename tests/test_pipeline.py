@@ -41,6 +41,12 @@ def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
     for figure in ("vc_fig1", "vc_fig2", "vc_fig3"):
         for ext in ("png", "pdf"):
             assert (smoke_run / "figures" / f"{figure}.{ext}").stat().st_size > 0
+    for table in ("pv_table2a", "pv_table2b", "pv_table2c", "pv_table2d", "pv_table2e", "pv_table3", "pv_table4",
+                  "pv_table5"):
+        for ext in ("csv", "md", "tex", "compare.md"):
+            assert (smoke_run / "tables" / f"{table}.{ext}").stat().st_size > 0
+    for ext in ("png", "pdf"):
+        assert (smoke_run / "figures" / f"pv_fig1.{ext}").stat().st_size > 0
     assert (smoke_run / "logs" / "train" / "a_c10.log").exists()
     assert (smoke_run / "benchmarks" / "certify" / "a_c10.tsv").exists()
 
@@ -70,6 +76,31 @@ def test_per_sample_results_are_consistent(smoke_run: Path) -> None:
     assert (verified["label"] == verified["prediction"]).all()
     # A sample verified at eps has a certified radius of at least eps (up to bisection resolution).
     assert (verified["certified_radius"] >= verified["eps"] - 0.5 / 2**8).all()
+
+
+def test_proven_results_and_tables_keep_their_invariants(smoke_run: Path) -> None:
+    samples = pd.read_parquet(smoke_run / "proven" / "digits_relu_1x16.parquet")
+    for column in ("sample", "model", "activation", "relaxation", "noise", "certificate", "gamma", "worst_case_eps",
+                   "certified_eps", "certified_probability"):
+        assert column in samples.columns
+    assert set(samples["relaxation"]) == {"fast-lin", "crown"}
+    assert samples["sample"].nunique() == 12
+    certified = samples[samples["certified_eps"] > 0]
+    assert (certified["certified_probability"] >= certified["gamma"] - 1e-12).all()
+    # PROVEN's bounded-noise radius is never below the worst-case one; larger gamma, smaller radius.
+    bounded = samples[samples["certificate"] == "hoeffding"]
+    assert (bounded["certified_eps"] >= bounded["worst_case_eps"]).all()
+    for _, group in bounded.groupby(["relaxation", "sample"]):
+        eps = group.sort_values("gamma")["certified_eps"].to_numpy()
+        assert np.all(np.diff(eps) <= 1e-12)
+    table = pd.read_csv(smoke_run / "tables" / "pv_table2b.csv")
+    assert set(table["model"]) == {"digits_relu_1x16"}
+    assert len(table) == 6  # worst case + 5 gammas
+    assert set(pd.read_csv(smoke_run / "tables" / "pv_table2e.csv")["model"]) == {"signs_arctan_1x16"}
+    assert pd.read_csv(smoke_run / "tables" / "pv_table2d.csv").empty  # no sigmoid model in smoke
+    verified = pd.read_csv(smoke_run / "tables" / "pv_table5.csv")
+    assert (verified["verified_accuracy"] <= verified["proven_accuracy"] + 1e-12).all()
+    assert (verified["proven_accuracy"] <= verified["accuracy"] + 1e-12).all()
 
 
 def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smoke_run: Path) -> None:
