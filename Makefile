@@ -39,6 +39,7 @@ test: install
 
 bench: run
 	$(BIN)/python -m nnassure.bench
+	$(BIN)/python -m nnassure.bench_proven
 
 lint: install
 	$(BIN)/ruff check src tests
