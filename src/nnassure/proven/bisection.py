@@ -109,7 +109,11 @@ class RiskEvaluator:
                 rows = certificates[part] == certificate
                 std = (noise_std(eps[part][rows], self.x.shape[1], self.settings.sigma_ratio)
                        if certificate.startswith("gaussian") else None)
-                correlation = self.correlation if certificate == "gaussian-correlated" else None
+                correlation = None
+                if certificate.startswith("gaussian-correlated"):
+                    if self.correlation is None:
+                        raise ValueError("correlated Gaussian certificates need the evaluator's correlation matrix")
+                    correlation = self.correlation
                 part_risk[rows] = certified_risk(_certificate_kind(certificate), mu[rows], lA64[rows], eps[part][rows],
                                                  std, correlation, self.settings.level)
             risk[part] = part_risk
