@@ -57,6 +57,19 @@ def test_dataset_group_and_overrides():
         ("foo=1", "foo"),
         ("train.lr=abc", "train.lr"),
         ("certify.method=ibp", "certify.method"),  # not in certify.methods
+        ("proven.models=[digits_swish_2x20]", "proven.models[0]"),
+        ("proven.models=[mnist_relu_2x20]", "proven.models[0]"),
+        ("proven.models=[digits_relu_9x20]", "proven.models[0]"),
+        ("proven.gaussian_models=[digits_relu_7x7]", "proven.gaussian_models[0]"),
+        ("proven.gammas=[1.0]", "proven.gammas[0]"),
+        ("proven.gammas=[0]", "proven.gammas[0]"),
+        ("proven.table2_samples=1000", "proven.table2_samples"),
+        ("proven.eps_max=0.00001", "proven.eps_max"),
+        ("proven.guess_factor=1", "proven.guess_factor"),
+        ("proven.model=digits", "proven.model"),
+        ("images.split=[0.5,0.5,0.5]", "images.split"),
+        ("images.sign_classes=[stop,yield]", "images.sign_classes[1]"),
+        ("images.signs_size=4", "images.signs_size"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_key(override, key):

@@ -13,7 +13,8 @@ import pytest
 from nnassure.data import generate_dataset, stratified_split
 from nnassure.models import MLP, MLPSpec, save_model
 from nnassure.paths import ExperimentPaths
-from nnassure.stages import baselines, certify, train
+from nnassure.data import save_image_dataset
+from nnassure.stages import baselines, certify, proven, train, train_classifier
 from nnassure.stages._common import run_stage
 
 
@@ -105,3 +106,49 @@ def test_hand_run_of_train_writes_a_loadable_model(tmp_path: Path, good_frame: p
     assert loaded.model.spec == MLPSpec(depth=1, width=8)
     assert loaded.metadata["cost_fn"] == 10.0
     assert set(loaded.metadata["metrics"]) == {"train", "val"}
+
+
+def _write_digits(tmp_path: Path, n: int = 60) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 10
+    split = np.array(["train", "val", "test"])[np.arange(n) % 3]
+    save_image_dataset(ExperimentPaths(tmp_path, "smoke").image_dataset("digits"),
+                       rng.uniform(0, 1, (n, 8, 8)).astype(np.float32), labels, split, [str(d) for d in range(10)])
+
+
+def test_proven_without_a_model_name_is_rejected(tmp_path: Path, capsys) -> None:
+    message = _run_failing(capsys, "proven", proven.main, _args(tmp_path))
+    assert "proven.model" in message
+
+
+def test_proven_with_a_missing_model_file_is_rejected(tmp_path: Path, capsys) -> None:
+    _write_digits(tmp_path)
+    message = _run_failing(capsys, "proven", proven.main, _args(tmp_path, "proven.model=digits_relu_1x16"))
+    assert "not found" in message and "digits_relu_1x16" in message
+    assert not (tmp_path / "smoke" / "proven").exists()
+
+
+def test_proven_with_a_model_that_does_not_fit_the_data_is_rejected(tmp_path: Path, capsys) -> None:
+    _write_digits(tmp_path)
+    paths = ExperimentPaths(tmp_path, "smoke")
+    save_model(MLP(MLPSpec(depth=1, width=16, input_dim=10, outputs=10)), paths.classifier_stem("digits_relu_1x16"))
+    message = _run_failing(capsys, "proven", proven.main, _args(tmp_path, "proven.model=digits_relu_1x16"))
+    assert "does not fit" in message
+    assert not paths.proven("digits_relu_1x16").exists()
+
+
+def test_proven_with_too_few_correct_test_points_is_rejected(tmp_path: Path, capsys) -> None:
+    _write_digits(tmp_path)
+    paths = ExperimentPaths(tmp_path, "smoke")
+    save_model(MLP(MLPSpec(depth=1, width=16, input_dim=64, outputs=10)), paths.classifier_stem("digits_relu_1x16"))
+    message = _run_failing(capsys, "proven", proven.main,
+                           _args(tmp_path, "proven.model=digits_relu_1x16", "proven.samples=50"))
+    assert "correctly classified" in message and "proven.samples" in message
+    assert not paths.proven("digits_relu_1x16").exists()
+
+
+def test_train_classifier_with_a_missing_data_set_is_rejected(tmp_path: Path, capsys) -> None:
+    message = _run_failing(capsys, "train_classifier", train_classifier.main,
+                           _args(tmp_path, "proven.model=signs_relu_1x16"))
+    assert "signs.npz" in message
+    assert not (tmp_path / "smoke" / "models").exists()

@@ -38,7 +38,10 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"model {model_id.name} ({model.spec}) does not fit data set {model_id.dataset} "
                           f"({x_all.shape[1]} inputs, {len(data.classes)} classes): retrain it")
     predictions = predict_classes(model, x_all)
-    chosen = select_samples(predictions, labels, np.flatnonzero(data.split == "test"), p.samples, p.seed)
+    try:
+        chosen = select_samples(predictions, labels, np.flatnonzero(data.split == "test"), p.samples, p.seed)
+    except ValueError as exc:
+        raise ConfigError(f"{model_id.name}: {exc}") from None
     gaussian = model_id.name in p.gaussian_models
     correlation = spatial_correlation(data.images.shape[1:], p.correlation_length, p.channel_correlation) \
         if gaussian else None
