@@ -47,7 +47,7 @@ def run(experiment: str, model_name: str, samples: int, repeats: int) -> str:
     evaluator = RiskEvaluator(engine, x[chosen], predicted[chosen], model.spec.outputs, settings_from(cfg))
     gammas = list(cfg.proven.gammas)
     rows = []
-    for repeat in range(repeats):
+    for _ in range(repeats):
         t_worst, c_worst, worst = _timed(worst_case_eps, evaluator)
         one = [Criterion("hoeffding", "bounded", gammas[0])]
         t_cold, c_cold, _ = _timed(proven_eps, evaluator, one, None)
