@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnassure.data import generate_dataset, stratified_split
+from nnassure.data import generate_dataset, save_image_dataset, stratified_split
 from nnassure.models import MLP, MLPSpec, save_model
 from nnassure.paths import ExperimentPaths
-from nnassure.data import save_image_dataset
 from nnassure.stages import baselines, certify, proven, train, train_classifier
 from nnassure.stages._common import run_stage
 
