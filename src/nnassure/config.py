@@ -174,6 +174,7 @@ class ProvenConfig:
     model: str | None = None  # the model one stage run works on (a Snakemake wildcard)
     gammas: list[float] = field(default_factory=lambda: [0.9999, 0.75, 0.5, 0.25, 0.05])
     samples: int = 100  # correctly classified test points certified per model
+    table4_samples: int = 300  # the pool Table 4's random trials draw from (table4_models only)
     table2_samples: int = 10  # Table 2 averages over 10 images
     table4_trials: int = 100
     table4_sizes: list[int] = field(default_factory=lambda: [10, 50, 100])
@@ -369,7 +370,7 @@ def _validate_proven(proven: DictConfig) -> None:
     for i, gamma in enumerate(proven.gammas):
         if not 0.0 < gamma < 1.0:
             _fail(f"proven.gammas[{i}]", gamma, "a confidence in (0, 1)")
-    for key in ("samples", "table2_samples", "table4_trials", "batch_size"):
+    for key in ("samples", "table4_samples", "table2_samples", "table4_trials", "batch_size"):
         if proven[key] < 1:
             _fail(f"proven.{key}", proven[key], "an integer >= 1")
     if proven.table2_samples > proven.samples:

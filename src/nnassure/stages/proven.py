@@ -38,8 +38,9 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"model {model_id.name} ({model.spec}) does not fit data set {model_id.dataset} "
                           f"({x_all.shape[1]} inputs, {len(data.classes)} classes): retrain it")
     predictions = predict_classes(model, x_all)
+    n_samples = p.table4_samples if model_id.name in p.table4_models else p.samples
     try:
-        chosen = select_samples(predictions, labels, np.flatnonzero(data.split == "test"), p.samples, p.seed)
+        chosen = select_samples(predictions, labels, np.flatnonzero(data.split == "test"), n_samples, p.seed)
     except ValueError as exc:
         raise ConfigError(f"{model_id.name}: {exc}") from None
     gaussian = model_id.name in p.gaussian_models
