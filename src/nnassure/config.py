@@ -173,7 +173,7 @@ class ProvenConfig:
     table4_models: list[str] = field(default_factory=lambda: ["digits_relu_2x20"])
     model: str | None = None  # the model one stage run works on (a Snakemake wildcard)
     gammas: list[float] = field(default_factory=lambda: [0.9999, 0.75, 0.5, 0.25, 0.05])
-    samples: int = 100  # correctly classified test points certified per model
+    samples: int = 100  # correctly classified test points per model (Gaussian certificates: these only)
     table4_samples: int = 300  # the pool Table 4's random trials draw from (table4_models only)
     table2_samples: int = 10  # Table 2 averages over 10 images
     table4_trials: int = 100

@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> None:
     with tracked_run(cfg, "proven", model_id.name) as tracker:
         run = certify_model(model.verification_network(), x_all[chosen], predictions[chosen], model.spec.outputs,
                             relaxations_for(model_id.activation), list(p.gammas), gaussian, settings_from(cfg),
-                            correlation, sample_ids=chosen)
+                            correlation, sample_ids=chosen, gaussian_samples=p.samples)
         frame = run.samples
         frame.insert(1, "model", model_id.name)
         frame.insert(2, "dataset", model_id.dataset)
