@@ -1,0 +1,229 @@
+"""MILP encoding of optimal randomized attacks on a classifier ensemble (Gross et al., Sec. 5).
+
+Variables: delta_i^{j,k} (attack i, point j, input k), p_i (probability of attack i), the 0-1
+loss l^c_{i,j} (binary), q^c_{i,j} = p_i * l^c_{i,j}, and one copy of every classifier per
+(attack, point). Constraints (Sec. 5.1):
+
+- Eq. (4): for every classifier c, sum_{i,j} q^c_{i,j} >= alpha |X|   (Val(A, P) >= alpha),
+- Eq. (5): sum_k |delta_i^{j,k}| <= eps, through t >= |delta| (only an upper bound is needed),
+- Eqs. (6)-(7): sum_i p_i = 1, p_i >= 0,
+- the product q = p l by q <= p, q <= l, q >= 0: Eq. (4) and the objectives only push q up, so
+  these upper bounds are exact (the paper's big-M product with M = 1 adds q >= p - (1 - l)),
+- the loss (Def. 4, a tie counts as a misclassification): l = 1 only if some other class o has
+  y_o - y_t >= margin, by binaries z_o with l <= sum_o z_o and big-M rows. One direction is
+  enough: a feasible l is at most the true loss, so every solution is a genuine attack, and every
+  genuine attack is a solution with l set to its true loss,
+- dense layers as equality rows, ReLU y = max(0, z) by big-M from pre-activation bounds L <= z <= U
+  over the attack's input set (stable ReLUs need no binary).
+
+Objectives: ``feasibility`` (the MILP of Sec. 5), ``max-sum`` (MaxMILP of Sec. 6.1: maximise
+sum_{c,i,j} q, Eq. (4) kept) and ``max-val`` (maximise v <= (1/|X|) sum_{i,j} q^c for every c,
+i.e. Val itself, which the paper's footnote 6 notes max-sum need not reach).
+
+Written by hand (no library encodes ensembles of networks with a randomized attacker); layer
+encodings follow Tjeng et al.'s standard big-M form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from nnassure.ensemble.milp import LinearModel
+
+OBJECTIVES = ("feasibility", "max-sum", "max-val")
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    weight: np.ndarray  # (out, in), float64
+    bias: np.ndarray  # (out,)
+    relu: bool  # a ReLU follows
+
+
+def dense_layers(network: nn.Module) -> list[DenseLayer]:
+    """The (Linear, ReLU?) layers of a ``nn.Sequential`` MLP, in float64; other layers are refused."""
+    modules = [m for m in (network.net if hasattr(network, "net") else network) if not isinstance(m, nn.Dropout)]
+    layers: list[DenseLayer] = []
+    for module in modules:
+        if isinstance(module, nn.Linear):
+            layers.append(DenseLayer(module.weight.detach().double().numpy().copy(),
+                                     module.bias.detach().double().numpy().copy(), False))
+        elif isinstance(module, nn.ReLU) and layers and not layers[-1].relu:
+            last = layers[-1]
+            layers[-1] = DenseLayer(last.weight, last.bias, True)
+        else:
+            raise ValueError(f"cannot encode layer {module!r}: only Linear and ReLU layers are supported")
+    if not layers or layers[-1].relu:
+        raise ValueError("the network must end in a Linear layer giving the logits")
+    return layers
+
+
+def interval_bounds(layers: Sequence[DenseLayer], lower: np.ndarray, upper: np.ndarray) -> list[tuple[np.ndarray,
+                                                                                                       np.ndarray]]:
+    """Pre-activation bounds of every layer over the box [lower, upper] (interval arithmetic)."""
+    bounds = []
+    for layer in layers:
+        positive, negative = np.maximum(layer.weight, 0), np.minimum(layer.weight, 0)
+        pre_lower = positive @ lower + negative @ upper + layer.bias
+        pre_upper = positive @ upper + negative @ lower + layer.bias
+        bounds.append((pre_lower, pre_upper))
+        lower, upper = (np.maximum(pre_lower, 0), np.maximum(pre_upper, 0)) if layer.relu else (pre_lower, pre_upper)
+    return bounds
+
+
+@dataclass
+class AttackProblem:
+    """Is there an eps-bounded randomized attack of at most ``attacks`` attacks with Val >= alpha?"""
+
+    classifiers: list[list[DenseLayer]]
+    points: np.ndarray  # (n, d)
+    labels: np.ndarray  # (n,)
+    attacks: int
+    eps: float  # L1 bound per point (Def. 2)
+    alpha: float
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float64)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.points.ndim != 2 or len(self.points) != len(self.labels) or not len(self.points):
+            raise ValueError("points must be (n, d) with one label per point, n >= 1")
+        if self.attacks < 1 or self.eps < 0 or not 0.0 <= self.alpha <= 1.0 or not self.classifiers:
+            raise ValueError(f"need attacks >= 1, eps >= 0, alpha in [0, 1] and a classifier; got "
+                             f"attacks={self.attacks}, eps={self.eps}, alpha={self.alpha}")
+
+
+@dataclass
+class Encoding:
+    model: LinearModel
+    delta: np.ndarray  # variable indices, (attacks, n, d)
+    probability: np.ndarray  # (attacks,)
+    loss: np.ndarray  # (classifiers, attacks, n)
+    weighted_loss: np.ndarray  # (classifiers, attacks, n)
+    unstable_relus: int
+    stable_relus: int
+
+
+def _point_bounds(problem: AttackProblem, bounds: str) -> list[list[list[tuple[np.ndarray, np.ndarray]]]]:
+    """Pre-activation bounds per classifier, point and layer over the L1 ball (inside its Linf box)."""
+    if bounds not in ("interval", "lirpa"):
+        raise ValueError(f"unknown bounds {bounds!r}; expected interval or lirpa")
+    if bounds == "lirpa":
+        from nnassure.ensemble.bounds import lirpa_bounds
+
+        return [[lirpa_bounds(layers, x, problem.eps) for x in problem.points] for layers in problem.classifiers]
+    return [[interval_bounds(layers, x - problem.eps, x + problem.eps) for x in problem.points]
+            for layers in problem.classifiers]
+
+
+def _encode_network(model: LinearModel, layers: Sequence[DenseLayer], inputs: list[tuple[np.ndarray, np.ndarray,
+                    float]], layer_bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int, int]:
+    """Encode one copy of a network. ``inputs[k]`` is the k-th input as an affine expression
+    (indices, coefficients, constant). Returns the logit variables and (unstable, stable) ReLU counts."""
+    current = inputs
+    unstable = stable = 0
+    for layer, (pre_lower, pre_upper) in zip(layers, layer_bounds, strict=True):
+        z = model.add_variables(len(layer.bias), -np.inf, np.inf, name="z")
+        for unit in range(len(layer.bias)):
+            # z_unit - sum_k W[unit, k] * input_k = b[unit] + sum_k W[unit, k] * constant_k
+            indices, coefficients, constant = [z[unit]], [1.0], layer.bias[unit]
+            for k, (idx, coef, const) in enumerate(current):
+                w = layer.weight[unit, k]
+                if w != 0.0:
+                    indices.extend(idx)
+                    coefficients.extend(-w * coef)
+                    constant += w * const
+            model.add_row(indices, coefficients, constant, constant)
+        if not layer.relu:
+            return z, unstable, stable
+        outputs = []
+        for unit in range(len(layer.bias)):
+            lo, hi = pre_lower[unit], pre_upper[unit]
+            if hi <= 0:
+                stable += 1
+                outputs.append((np.zeros(0, np.int64), np.zeros(0), 0.0))
+            elif lo >= 0:
+                stable += 1
+                outputs.append((np.array([z[unit]]), np.array([1.0]), 0.0))
+            else:
+                unstable += 1
+                y = model.add_variables(1, 0.0, hi, name="relu")[0]
+                s = model.add_binaries(1, name="active")[0]
+                model.add_row([y, z[unit]], [1.0, -1.0], lower=0.0)  # y >= z
+                model.add_row([y, z[unit], s], [1.0, -1.0, -lo], upper=-lo)  # y <= z - lo (1 - s)
+                model.add_row([y, s], [1.0, -hi], upper=0.0)  # y <= hi s
+                outputs.append((np.array([y]), np.array([1.0]), 0.0))
+        current = outputs
+    raise AssertionError("unreachable: the last layer has no ReLU")
+
+
+def encode(problem: AttackProblem, objective: str = "feasibility", bounds: str = "interval",
+           margin: float = 0.0) -> Encoding:
+    """Build the MILP of ``problem``. ``margin`` > 0 asks y_o - y_t >= margin for a counted
+    misclassification (robust against solver tolerances, but then infeasible is no proof)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    n_attacks, (n_points, dim) = problem.attacks, problem.points.shape
+    n_classifiers = len(problem.classifiers)
+    model = LinearModel(maximize=objective != "feasibility")
+    delta = model.add_variables(n_attacks * n_points * dim, -problem.eps, problem.eps, name="delta")
+    delta = delta.reshape(n_attacks, n_points, dim)
+    magnitude = model.add_variables(n_attacks * n_points * dim, 0.0, problem.eps, name="abs_delta")
+    magnitude = magnitude.reshape(n_attacks, n_points, dim)
+    for i in range(n_attacks):
+        for j in range(n_points):
+            for k in range(dim):
+                model.add_row([magnitude[i, j, k], delta[i, j, k]], [1.0, -1.0], lower=0.0)
+                model.add_row([magnitude[i, j, k], delta[i, j, k]], [1.0, 1.0], lower=0.0)
+            model.add_row(magnitude[i, j], np.ones(dim), upper=problem.eps)  # Eq. (5)
+    probability = model.add_variables(n_attacks, 0.0, 1.0, name="p")  # Eq. (7)
+    model.add_row(probability, np.ones(n_attacks), 1.0, 1.0)  # Eq. (6)
+    loss = model.add_binaries(n_classifiers * n_attacks * n_points, name="loss").reshape(n_classifiers, n_attacks,
+                                                                                           n_points)
+    weighted = model.add_variables(n_classifiers * n_attacks * n_points, 0.0, 1.0, name="q")
+    weighted = weighted.reshape(n_classifiers, n_attacks, n_points)
+    all_bounds = _point_bounds(problem, bounds)
+    unstable = stable = 0
+    for c, layers in enumerate(problem.classifiers):
+        for i in range(n_attacks):
+            for j in range(n_points):
+                x = problem.points[j]
+                inputs = [(np.array([delta[i, j, k]]), np.array([1.0]), float(x[k])) for k in range(dim)]
+                logits, u, s = _encode_network(model, layers, inputs, all_bounds[c][j])
+                unstable, stable = unstable + u, stable + s
+                _encode_loss(model, logits, int(problem.labels[j]), loss[c, i, j], all_bounds[c][j][-1], margin)
+                model.add_row([weighted[c, i, j], probability[i]], [1.0, -1.0], upper=0.0)  # q <= p
+                model.add_row([weighted[c, i, j], loss[c, i, j]], [1.0, -1.0], upper=0.0)  # q <= l
+        model.add_row(weighted[c].ravel(), np.ones(n_attacks * n_points), lower=problem.alpha * n_points)  # Eq. (4)
+    if objective == "max-sum":
+        model.objective = {int(v): 1.0 for v in weighted.ravel()}
+    elif objective == "max-val":
+        value = model.add_variables(1, 0.0, 1.0, name="val")[0]
+        for c in range(n_classifiers):
+            model.add_row(np.append(weighted[c].ravel(), value),
+                          np.append(np.full(n_attacks * n_points, -1.0 / n_points), 1.0), upper=0.0)
+        model.objective = {int(value): 1.0}
+    return Encoding(model, delta, probability, loss, weighted, unstable, stable)
+
+
+def _encode_loss(model: LinearModel, logits: np.ndarray, label: int, loss: int,
+                 logit_bounds: tuple[np.ndarray, np.ndarray], margin: float) -> None:
+    """loss = 1 only if y_o - y_t >= margin for some o != t (Def. 4: ties are misclassifications)."""
+    lower, upper = logit_bounds
+    others = [o for o in range(len(logits)) if o != label]
+    chosen = model.add_binaries(len(others), name="wrong_class")
+    model.add_row(np.append(chosen, loss), np.append(-np.ones(len(others)), 1.0), upper=0.0)  # l <= sum z
+    for z, o in zip(chosen, others, strict=True):
+        # z = 1 => y_o - y_t >= margin; big-M from the logit bounds: y_o - y_t >= lower_o - upper_t.
+        big_m = max(margin - (lower[o] - upper[label]), 0.0)
+        model.add_row([logits[o], logits[label], z], [1.0, -1.0, -big_m], lower=margin - big_m)
+
+
+def attack_from_solution(encoding: Encoding, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The attack (deltas (attacks, n, d)) and its probabilities from a solver's point."""
+    deltas = values[encoding.delta]
+    probabilities = np.clip(values[encoding.probability], 0.0, 1.0)
+    return deltas, probabilities / probabilities.sum()
