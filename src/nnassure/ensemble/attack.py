@@ -1,0 +1,76 @@
+"""Decide (eps, alpha)-robustness of an ensemble (Def. 6): an attack that is checked, or a proof.
+
+Solvers accept points within their feasibility tolerance, so an attack found with the exact
+encoding (a tie counts as a misclassification, Def. 4) can sit on a decision boundary that a
+float64 forward pass does not reproduce. The search therefore asks first for attacks that
+misclassify by ``margin`` (they survive re-evaluation); only if none exists is the exact
+encoding (margin 0) solved, whose infeasibility is the robustness proof. An attack that exists
+only within the solver's tolerance of the boundary is reported as ``boundary``, not as a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnassure.ensemble.check import best_probabilities, check_attack, loss_counts
+from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, encode
+from nnassure.ensemble.milp import solve
+
+VERDICTS = ("attack", "robust", "boundary", "timeout")
+
+
+@dataclass
+class AttackResult:
+    verdict: str  # one of VERDICTS
+    value: float | None  # Val(A, P) recomputed in float64 (attack only)
+    optimal: bool  # the solver proved its objective optimal (max objectives) or its verdict
+    complete: bool  # "robust" covers every randomized attack, not only those with <= |A| attacks
+    deltas: np.ndarray | None
+    probabilities: np.ndarray | None
+    backend: str
+    seconds: float
+    relus: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def attacks_suffice(problem: AttackProblem) -> bool:
+    """Whether |A| attacks are enough for an optimal attack: Proposition 1 bounds the support by
+    (|X| + 1)^|C|; for alpha = 1 one attack suffices (Lemma 2: a value-1 attack fools every
+    classifier on every point, and any one of its attacks already does)."""
+    n_classifiers, n_points = len(problem.classifiers), len(problem.points)
+    return problem.alpha >= 1.0 or problem.attacks >= (n_points + 1) ** n_classifiers
+
+
+def find_attack(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
+                objective: str = "feasibility", bounds: str = "interval", margin: float = 1e-4,
+                threads: int = 1) -> AttackResult:
+    """Solve ``problem``; every returned attack has been re-evaluated by :func:`check_attack`."""
+    seconds = 0.0
+    encoding = encode(problem, objective, bounds, margin)
+    relus = {"unstable": encoding.unstable_relus, "stable": encoding.stable_relus}
+    solution = solve(encoding.model, backend, time_limit, threads)
+    seconds += solution.seconds
+    if solution.feasible:
+        deltas, _ = attack_from_solution(encoding, solution.values)
+        counts = loss_counts(problem.classifiers, problem.points, problem.labels, deltas)
+        probabilities, _ = best_probabilities(counts, len(problem.points))
+        value = check_attack(problem.classifiers, problem.points, problem.labels, deltas, probabilities,
+                             problem.eps, problem.alpha)
+        return AttackResult("attack", value, solution.status == "optimal", False, deltas, probabilities,
+                            solution.backend, seconds, relus, solution.note)
+    if solution.status in ("timeout", "error"):
+        return AttackResult("timeout", None, False, False, None, None, solution.backend, seconds, relus, solution.note)
+    if margin > 0:
+        exact = encode(problem, "feasibility", bounds, 0.0)
+        solution = solve(exact.model, backend, max(time_limit - seconds, 1.0), threads)
+        seconds += solution.seconds
+        if solution.status in ("timeout", "error"):
+            return AttackResult("timeout", None, False, False, None, None, solution.backend, seconds, relus,
+                                solution.note)
+        if solution.feasible:
+            return AttackResult("boundary", None, False, False, None, None, solution.backend, seconds, relus,
+                                f"an attack exists only within margin {margin:g} of a decision boundary")
+    return AttackResult("robust", None, True, attacks_suffice(problem), None, None, solution.backend, seconds,
+                        relus, solution.note)
