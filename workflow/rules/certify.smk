@@ -1,4 +1,6 @@
 rule certify:
+    params:
+        config=digest("certify"),
     input:
         data=str(PATHS.dataset("{dataset}")),
         model=model_files("{dataset}", "{cost}"),

@@ -1,6 +1,9 @@
 # Composes the Hydra config of the chosen experiment (the one source of parameters) and
 # provides the path patterns and input functions the rules share.
+import hashlib
 import shlex
+
+from omegaconf import OmegaConf
 
 from nnassure.config import compose
 from nnassure.paths import ExperimentPaths, format_cost
@@ -19,6 +22,21 @@ ENV = "../../envs/nnassure.yaml"
 
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage.
 STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES)
+
+
+# Per-dataset configs (conf/dataset/<d>.yaml merged with the experiment) for the data rule.
+DATASET_CFGS = {d: compose(OVERRIDES + [f"dataset={d}"]).dataset for d in DATASETS}
+
+
+def digest(*groups):
+    """A short hash of config groups, given to rules as params: Snakemake reruns a job when the
+    parameters it depends on change in conf/ (rerun trigger "params"), and only those jobs."""
+    text = OmegaConf.to_yaml({g: CFG[g] for g in groups})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def dataset_digest(wildcards):
+    return hashlib.sha256(OmegaConf.to_yaml(DATASET_CFGS[wildcards.dataset]).encode()).hexdigest()[:16]
 
 
 def stage(name):

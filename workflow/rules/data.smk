@@ -1,4 +1,6 @@
 rule data:
+    params:
+        config=dataset_digest,
     output:
         str(PATHS.dataset("{dataset}")),
     log:

@@ -2,6 +2,8 @@
 
 
 rule images:
+    params:
+        config=digest("images"),
     output:
         digits=str(PATHS.image_dataset("digits")),
         signs=str(PATHS.image_dataset("signs")),
@@ -16,6 +18,8 @@ rule images:
 
 
 rule train_classifier:
+    params:
+        config=digest("images"),
     input:
         data=lambda wildcards: str(PATHS.image_dataset(model_dataset(wildcards.model))),
     output:
@@ -32,6 +36,8 @@ rule train_classifier:
 
 
 rule proven:
+    params:
+        config=digest("proven"),
     input:
         data=lambda wildcards: str(PATHS.image_dataset(model_dataset(wildcards.model))),
         model=classifier_files("{model}"),
@@ -49,6 +55,8 @@ rule proven:
 
 
 rule proven_verified:
+    params:
+        config=digest("proven", "certify"),
     input:
         data=str(PATHS.dataset("{dataset}")),
         model=model_files("{dataset}", "{cost}"),
@@ -67,6 +75,8 @@ rule proven_verified:
 
 
 rule report_proven:
+    params:
+        config=digest("proven"),
     input:
         proven=expand(str(PATHS.proven("{model}")), model=PROVEN_MODELS),
         verified=expand(str(PATHS.proven_verified("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),

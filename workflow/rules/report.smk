@@ -1,4 +1,6 @@
 rule report:
+    params:
+        config=digest("report", "certify"),
     input:
         data=expand(str(PATHS.dataset("{dataset}")), dataset=DATASETS),
         baselines=expand(str(PATHS.baselines("{dataset}")), dataset=DATASETS),

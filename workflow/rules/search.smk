@@ -1,4 +1,6 @@
 rule search:
+    params:
+        config=digest("search", "model", "train"),
     input:
         str(PATHS.dataset("{dataset}")),
     output:

@@ -1,4 +1,6 @@
 rule train:
+    params:
+        config=digest("train", "model"),
     input:
         data=str(PATHS.dataset("{dataset}")),
         search=str(PATHS.search("{dataset}", "{cost}")),
