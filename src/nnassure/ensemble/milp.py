@@ -172,12 +172,16 @@ def _solve_gurobi(model: LinearModel, time_limit: float, threads: int) -> Soluti
             m.addMConstr(a[equal], x, "=", row_hi[equal])
         m.setObjective(model.objective_vector() @ x, GRB.MAXIMIZE if model.maximize else GRB.MINIMIZE)
         m.optimize()
+        if m.Status == GRB.INF_OR_UNBD:
+            # Presolve's dual reductions cannot tell the two apart; solve again without them.
+            m.Params.DualReductions = 0
+            m.optimize()
         has_point = m.SolCount > 0
         values = np.array(x.X) if has_point else None
         objective = float(m.ObjVal) if has_point else None
         if m.Status == GRB.OPTIMAL:
             name = "optimal"
-        elif m.Status in (GRB.INFEASIBLE, GRB.INF_OR_UNBD):
+        elif m.Status == GRB.INFEASIBLE:
             name = "infeasible"
         elif m.Status == GRB.TIME_LIMIT:
             name = "feasible" if has_point else "timeout"
