@@ -687,3 +687,50 @@ def test_single_logit_network_is_not_silently_robust():
         return  # refusing 1-logit networks would be fine
     # label 0 is already wrong (Val = 1 with delta = 0) under the model's own convention
     assert result.verdict != "robust"
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Big-M constants from CROWN over the L1 ball
+# ---------------------------------------------------------------------------------------------
+
+def _random_ensemble(seed: int, inputs: int = 16, hidden: int = 10) -> list:
+    torch.manual_seed(seed)
+    return [dense_layers(nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                       nn.Linear(hidden, 2))) for _ in range(3)]
+
+
+@pytest.mark.parametrize("eps", [0.1, 1.0, 4.0])
+def test_lirpa_l1_bounds_are_sound_and_no_looser_than_intervals(eps):
+    from nnassure.ensemble.bounds import L1BoundEngine
+
+    layers = _random_ensemble(3)[0]
+    engine = L1BoundEngine(layers)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, 16)
+    tight, box = engine.bounds(x, eps), interval_bounds(layers, x - eps, x + eps)
+    for (lo, hi), (box_lo, box_hi) in zip(tight, box, strict=True):
+        assert np.all(lo >= box_lo - 1e-12) and np.all(hi <= box_hi + 1e-12)
+    # Points of the L1 ball, its vertices +-eps e_k included, never leave the bounds.
+    directions = rng.standard_normal((5000, 16))
+    ball = x + directions / np.abs(directions).sum(1, keepdims=True) * eps * rng.uniform(0, 1, (5000, 1))
+    vertices = x + eps * np.concatenate([np.eye(16), -np.eye(16)])
+    activations = np.concatenate([ball, vertices])
+    for (lo, hi), layer in zip(tight, layers, strict=True):
+        pre = activations @ layer.weight.T + layer.bias
+        assert np.all(pre >= lo - 1e-9) and np.all(pre <= hi + 1e-9)
+        activations = np.maximum(pre, 0) if layer.relu else pre
+
+
+@pytest.mark.parametrize("backend", ["highs", "gurobi"])
+def test_lirpa_bounds_give_the_same_verdicts_with_fewer_unstable_relus(backend):
+    classifiers = _random_ensemble(0)
+    points = np.random.default_rng(0).uniform(0, 1, (3, 16))
+    labels = np.array([int(np.argmax(logits(classifiers[0], p[None])[0])) for p in points])
+    for eps, alpha, attacks in [(0.5, 0.5, 2), (1.0, 0.6, 2), (3.0, 1 / 3, 1)]:
+        problem = AttackProblem(classifiers, points, labels, attacks, eps, alpha)
+        naive = find_attack(problem, backend, 30, bounds="interval")
+        tight = find_attack(problem, backend, 30, bounds="lirpa")
+        assert naive.verdict == tight.verdict
+        assert tight.relus["unstable"] <= naive.relus["unstable"]
+        assert tight.relus["unstable"] + tight.relus["stable"] == naive.relus["unstable"] + naive.relus["stable"]
+    assert tight.relus["stable"] > 0

@@ -35,6 +35,9 @@ from torch import nn
 from nnassure.ensemble.milp import LinearModel
 
 OBJECTIVES = ("feasibility", "max-sum", "max-val")
+# Big-M constants from interval arithmetic over the ball's Linf box, or from CROWN over the L1
+# ball intersected with it (nnassure.ensemble.bounds).
+BOUNDS = ("interval", "lirpa")
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,13 @@ class Encoding:
 
 def _point_bounds(problem: AttackProblem, bounds: str) -> list[list[list[tuple[np.ndarray, np.ndarray]]]]:
     """Pre-activation bounds per classifier, point and layer over the L1 ball (inside its Linf box)."""
-    if bounds != "interval":
-        raise ValueError(f"unknown bounds {bounds!r}; only interval bounds are implemented so far")
+    if bounds not in BOUNDS:
+        raise ValueError(f"unknown bounds {bounds!r}; expected one of {', '.join(BOUNDS)}")
+    if bounds == "lirpa":
+        from nnassure.ensemble.bounds import L1BoundEngine
+
+        engines = [L1BoundEngine(layers) for layers in problem.classifiers]
+        return [[engine.bounds(x, problem.eps) for x in problem.points] for engine in engines]
     return [[interval_bounds(layers, x - problem.eps, x + problem.eps) for x in problem.points]
             for layers in problem.classifiers]
 
