@@ -734,3 +734,35 @@ def test_lirpa_bounds_give_the_same_verdicts_with_fewer_unstable_relus(backend):
         assert tight.relus["unstable"] <= naive.relus["unstable"]
         assert tight.relus["unstable"] + tight.relus["stable"] == naive.relus["unstable"] + naive.relus["stable"]
     assert tight.relus["stable"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. SMT (Z3) decides the same problems
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_smt_gives_the_known_answers_on_the_paper_example(kind):
+    from nnassure.ensemble.smt import solve_smt
+
+    assert solve_smt(paper_problem(kind, 1, 2.0, 0.5), 30).verdict == "robust"
+    assert solve_smt(paper_problem(kind, 2, 2.0, 0.51), 30).verdict == "robust"
+    answer = solve_smt(paper_problem(kind, 2, 2.0, 0.5), 30)
+    assert answer.verdict == "attack"
+    classifiers, points, labels = paper_example(kind)
+    assert check_attack(classifiers, points, labels, answer.deltas, answer.probabilities, 2.0, 0.5) == 0.5
+
+
+def test_smt_and_milp_agree_on_small_random_ensembles():
+    from nnassure.ensemble.smt import solve_smt
+
+    torch.manual_seed(0)
+    classifiers = [dense_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
+    points = np.random.default_rng(0).uniform(0, 1, (3, 4))
+    labels = np.array([int(np.argmax(logits(classifiers[0], p[None])[0])) for p in points])
+    for eps, alpha, attacks in [(2.0, 0.5, 3), (0.05, 0.9, 2), (2.0, 1 / 3, 1)]:
+        problem = AttackProblem(classifiers, points, labels, attacks, eps, alpha)
+        smt = solve_smt(problem, 60)
+        milp = find_attack(problem, "highs", 60)
+        assert smt.verdict == milp.verdict
+        if smt.verdict == "attack":
+            assert check_attack(classifiers, points, labels, smt.deltas, smt.probabilities, eps, alpha) >= alpha
