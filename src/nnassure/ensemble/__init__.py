@@ -1,11 +1,12 @@
 """Robustness of classifier ensembles against randomized attacks (Gross et al.): MILP encodings
-solved by HiGHS or Gurobi, attacks re-checked in float64. Work in progress (issue 4): the
-encodings and solvers are here; SMT, convolutions, benchmarks and the stage are not yet."""
+solved by HiGHS or Gurobi, the SMT form in Z3, attacks re-checked in float64. Work in progress
+(issue 4): dense ReLU classifiers only; convolutions, the benchmarks and the stage are not yet."""
 
 from nnassure.ensemble.attack import AttackResult, attacks_suffice, find_attack
 from nnassure.ensemble.check import AttackCheckError, attack_value, best_probabilities, check_attack, loss_counts
 from nnassure.ensemble.encoding import AttackProblem, DenseLayer, dense_layers, encode, interval_bounds
 from nnassure.ensemble.milp import LinearModel, Solution, solve
+from nnassure.ensemble.smt import SmtAnswer, solve_smt
 
 __all__ = [
     "AttackCheckError",
@@ -13,6 +14,7 @@ __all__ = [
     "AttackResult",
     "DenseLayer",
     "LinearModel",
+    "SmtAnswer",
     "Solution",
     "attack_value",
     "attacks_suffice",
@@ -24,4 +26,5 @@ __all__ = [
     "interval_bounds",
     "loss_counts",
     "solve",
+    "solve_smt",
 ]
