@@ -13,6 +13,7 @@ Labels are 0-based indices: the paper's label 1 is index 0 and its label 2 is in
 
 import itertools
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -766,3 +767,63 @@ def test_smt_and_milp_agree_on_small_random_ensembles():
         assert smt.verdict == milp.verdict
         if smt.verdict == "attack":
             assert check_attack(classifiers, points, labels, smt.deltas, smt.probabilities, eps, alpha) >= alpha
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. The paper's benchmark rows as configuration
+# ---------------------------------------------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "conf" / "ensemble" / "benchmarks.yaml"
+
+
+def test_the_38_appendix_rows_load_with_the_papers_columns():
+    from nnassure.ensemble.benchmarks import load_benchmarks
+
+    rows = load_benchmarks(BENCHMARKS)
+    assert [r.id for r in rows] == list(range(1, 39))
+    first = rows[0]  # Table 4, row 1: mnist_0_1, |C| 3, |A| 2, |X| 4, 7x7, alpha 0.1, eps 1000
+    assert (first.name, first.classifiers, first.attacks, first.points, first.dim, first.alpha, first.eps) == \
+        ("mnist_0_1", 3, 2, 4, "7x7", 0.1, 1000.0)
+    assert first.digits == (0, 1)
+    assert {r.dataset for r in rows} == {"digits", "signs"}
+    assert all(r.paper for r in rows)  # every row carries the paper's reported results
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"alpha": 1.5}, "alpha 1.5 is not in"),
+    ({"dim": "7by7"}, "is not HxW"),
+    ({"dataset": "cifar"}, "dataset 'cifar'"),
+    ({"digits": [0, 12]}, "not a pair of digits"),
+])
+def test_a_bad_benchmark_row_names_the_row_and_the_problem(tmp_path, edit, message):
+    import yaml
+
+    from nnassure.ensemble.benchmarks import load_benchmarks
+    from nnassure.errors import ConfigError
+
+    document = yaml.safe_load(BENCHMARKS.read_text())
+    document["benchmarks"][4].update(edit)
+    path = tmp_path / "benchmarks.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=message) as info:
+        load_benchmarks(path)
+    assert "benchmark #5" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_keys_and_duplicate_ids_are_refused(tmp_path):
+    import yaml
+
+    from nnassure.ensemble.benchmarks import load_benchmarks
+    from nnassure.errors import ConfigError
+
+    document = yaml.safe_load(BENCHMARKS.read_text())
+    del document["benchmarks"][0]["eps"]
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="missing key 'eps'"):
+        load_benchmarks(path)
+    document = yaml.safe_load(BENCHMARKS.read_text())
+    document["benchmarks"][1]["id"] = 1
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=r"duplicate benchmark ids \[1\]"):
+        load_benchmarks(path)

@@ -1,0 +1,96 @@
+"""The paper's benchmark rows (Appendix A, Tables 4-6) as validated, typed configuration.
+
+``conf/ensemble/benchmarks.yaml`` holds the 38 rows (ID, name, |C|, |A|, |X|, dim, alpha, eps)
+with the paper's reported results as printed; :func:`load_benchmarks` checks every field and
+says which row and key is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nnassure.errors import ConfigError
+
+DIM = re.compile(r"([0-9]+)x([0-9]+)")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    id: int
+    name: str
+    classifiers: int  # |C|
+    attacks: int  # |A|
+    points: int  # |X|
+    height: int
+    width: int
+    alpha: float
+    eps: float  # L1 bound per point
+    dataset: str  # digits | signs
+    digits: tuple[int, int] | None
+    conv_layers: int
+    paper: dict[str, dict[str, str]] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def dim(self) -> str:
+        return f"{self.height}x{self.width}"
+
+
+def _row(entry: Any, index: int, source: Path) -> Benchmark:
+    where = f"{source}: benchmark #{index + 1}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    try:
+        match = DIM.fullmatch(str(entry["dim"]))
+        if match is None:
+            raise ValueError(f"dim {entry['dim']!r} is not HxW")
+        digits = entry.get("digits")
+        row = Benchmark(
+            id=int(entry["id"]), name=str(entry["name"]), classifiers=int(entry["classifiers"]),
+            attacks=int(entry["attacks"]), points=int(entry["points"]), height=int(match[1]), width=int(match[2]),
+            alpha=float(entry["alpha"]), eps=float(entry["eps"]), dataset=str(entry["dataset"]),
+            digits=tuple(int(d) for d in digits) if digits is not None else None,
+            conv_layers=int(entry.get("conv_layers", 0)), paper=dict(entry.get("paper") or {}),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"{where}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    problems = []
+    if min(row.classifiers, row.attacks, row.points) < 1:
+        problems.append("classifiers, attacks and points must be >= 1")
+    if not 0.0 <= row.alpha <= 1.0:
+        problems.append(f"alpha {row.alpha} is not in [0, 1]")
+    if row.eps < 0:
+        problems.append(f"eps {row.eps} is negative")
+    if row.dataset not in ("digits", "signs"):
+        problems.append(f"dataset {row.dataset!r} is not digits or signs")
+    if row.dataset == "digits" and (row.digits is None or len(row.digits) != 2 or not all(0 <= d <= 9
+                                                                                         for d in row.digits)):
+        problems.append(f"digits {row.digits} is not a pair of digits")
+    if row.conv_layers < 0:
+        problems.append("conv_layers must be >= 0")
+    if problems:
+        raise ConfigError(f"{where} (id {row.id}): " + "; ".join(problems))
+    return row
+
+
+def load_benchmarks(path: str | Path) -> list[Benchmark]:
+    """The benchmark rows of ``path``, checked; ids must be unique."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the benchmark file ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
+        raise ConfigError(f"{path}: expected a mapping with a list under 'benchmarks'")
+    rows = [_row(entry, i, path) for i, entry in enumerate(document["benchmarks"])]
+    ids = [r.id for r in rows]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ConfigError(f"{path}: duplicate benchmark ids {duplicated}")
+    return rows
