@@ -827,3 +827,35 @@ def test_missing_keys_and_duplicate_ids_are_refused(tmp_path):
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigError, match=r"duplicate benchmark ids \[1\]"):
         load_benchmarks(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Uniform and best deterministic attackers (Sec. 6.1)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_baselines_on_the_paper_example(kind):
+    from nnassure.ensemble.baselines import baseline_values
+
+    # delta_A moves x1 to <= -1 (fools A only), delta_B to >= 1 (fools B only): each alone has
+    # Val 0 (BDA = 0), played uniformly Val = min(1/2, 1/2) = 1/2 (UA), which is also optimal.
+    values = baseline_values(paper_problem(kind, 2, 2.0, 0.5), "highs", 10)
+    assert values.best_deterministic == 0.0
+    assert values.uniform == 0.5
+    assert np.abs(values.attacks).sum(axis=-1).max() <= 2.0 * (1 + 1e-12)
+
+
+def test_baselines_never_beat_the_optimal_randomized_attack():
+    from nnassure.ensemble.baselines import baseline_values
+
+    torch.manual_seed(1)
+    classifiers = [dense_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
+    points = np.random.default_rng(1).uniform(0, 1, (3, 4))
+    labels = np.array([int(np.argmax(logits(classifiers[0], p[None])[0])) for p in points])
+    for eps in (0.3, 1.0, 2.0):
+        problem = AttackProblem(classifiers, points, labels, 3, eps, 0.0)
+        values = baseline_values(problem, "gurobi", 20)
+        optimum = find_attack(problem, "gurobi", 20, objective="max-val")
+        assert optimum.verdict == "attack" and optimum.optimal
+        assert values.uniform <= optimum.value + 1e-9
+        assert values.best_deterministic <= optimum.value + 1e-9
