@@ -859,3 +859,33 @@ def test_baselines_never_beat_the_optimal_randomized_attack():
         assert optimum.verdict == "attack" and optimum.optimal
         assert values.uniform <= optimum.value + 1e-9
         assert values.best_deterministic <= optimum.value + 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Benchmark instances: digit pairs and traffic signs
+# ---------------------------------------------------------------------------------------------
+
+def test_digit_pair_instances_train_accurate_ensembles_and_decide_with_tight_bounds():
+    from nnassure.ensemble.instances import attack_points, attack_problem, digit_pair, train_ensemble
+
+    data = digit_pair((0, 1), 7)
+    assert data.x.shape[1] == 49 and set(np.unique(data.labels)) == {0, 1}
+    assert data.x.min() >= 0.0 and data.x.max() <= 1.0
+    models, accuracies = train_ensemble(data, 3, 2, 10, max_epochs=60)
+    assert min(accuracies) >= 0.9  # the issue's bar for digits
+    points = attack_points(models, data, 4)
+    assert np.all(data.split[points] == "test")
+    problem = attack_problem(models, data, points, 2, 0.5, 0.25)
+    result = find_attack(problem, "highs", 60, bounds="lirpa")
+    assert result.verdict in ("robust", "attack")
+    if result.verdict == "attack":
+        assert result.value >= 0.25
+
+
+def test_sign_pair_instances_reach_the_issues_accuracy():
+    from nnassure.ensemble.instances import sign_pair, train_ensemble
+
+    data = sign_pair(10, 150)
+    assert data.x.shape[1] == 300  # 10 x 10 RGB
+    _, accuracies = train_ensemble(data, 2, 2, 10, max_epochs=60)
+    assert min(accuracies) >= 0.8  # the issue's bar for signs

@@ -60,11 +60,18 @@ def _fit(
     seed: int,
     progress: bool,
     description: str,
+    optimizer_name: str = "adam",
 ) -> TrainResult:
-    """Adam with early stopping: keep the weights of the epoch with the lowest validation loss."""
+    """Adam (or SGD with momentum 0.9) with early stopping: keep the weights of the epoch with the
+    lowest validation loss."""
     xt, yt, xv, yv = data
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if optimizer_name == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif optimizer_name == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer_name!r}; expected adam or sgd")
     best_state = copy.deepcopy(model.state_dict())
     best_loss, best_epoch, stale = float("inf"), 0, 0
     history: list[dict[str, float]] = []
@@ -138,8 +145,10 @@ def train_classifier(
     seed: int = 0,
     progress: bool = True,
     description: str = "train",
+    optimizer: str = "adam",
 ) -> TrainResult:
-    """Train a multi-class MLP (``spec.outputs`` logits) with cross-entropy and early stopping."""
+    """Train a multi-class MLP (``spec.outputs`` logits) with cross-entropy and early stopping
+    (Adam, or SGD as some of the ensemble paper's classifiers)."""
     if spec.outputs < 2:
         raise ValueError(f"a classifier needs at least 2 outputs, got {spec.outputs}")
     if y_train.min() < 0 or y_train.max() >= spec.outputs:
@@ -149,7 +158,7 @@ def train_classifier(
     data = (torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.int64),
             torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.int64))
     return _fit(model, torch.nn.functional.cross_entropy, data, lr, weight_decay, batch_size, max_epochs, patience,
-                seed, progress, description)
+                seed, progress, description, optimizer)
 
 
 def predict_classes(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 4096) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Benchmark instances of the ensemble paper (Sec. 6.1): binary image classifiers and the data
+points X they are attacked on.
+
+- Digit pairs (0/1, 0/2, 3/6, 4/5, 7/8) from scikit-learn's 8x8 digits, resized with OpenCV to
+  the benchmark's size; traffic signs "give way" vs "priority road" rendered in code (the
+  shared generator of nnassure.data.signs), RGB.
+- |C| dense ReLU classifiers with two logits, trained alternately with Adam and SGD on different
+  seeds (the paper used both optimizers but does not say which classifier used which).
+- X: |X| test points that every classifier gets right (seeded choice), so a value measures
+  what the attack does rather than errors already there; the paper does not say how X was
+  chosen. Inputs are in [0, 1] and, as in the paper, x + delta is not clipped to that range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnassure.data.images import load_digits_images, split_indices
+from nnassure.data.signs import render_signs
+from nnassure.ensemble.encoding import AttackProblem, dense_layers
+from nnassure.models import MLP, MLPSpec
+from nnassure.training import predict_classes, train_classifier
+
+SIGN_PAIR = ("give_way", "priority_road")
+
+
+@dataclass
+class PairData:
+    x: np.ndarray  # (n, d) float32 in [0, 1]
+    labels: np.ndarray  # 0 / 1
+    split: np.ndarray  # train / val / test
+
+
+def digit_pair(digits: tuple[int, int], size: int, seed: int = 0) -> PairData:
+    images, labels = load_digits_images(size)
+    keep = np.isin(labels, digits)
+    x = images[keep].reshape(keep.sum(), -1).astype(np.float32)
+    y = (labels[keep] == digits[1]).astype(np.int64)
+    return PairData(x, y, split_indices(y, (0.6, 0.2, 0.2), seed))
+
+
+def sign_pair(size: int, per_class: int = 300, seed: int = 0) -> PairData:
+    images, labels = render_signs(2 * per_class, size, seed, SIGN_PAIR)
+    x = (images.astype(np.float32) / 255.0).reshape(len(images), -1)
+    return PairData(x, labels.astype(np.int64), split_indices(labels, (0.6, 0.2, 0.2), seed))
+
+
+def train_ensemble(data: PairData, n_classifiers: int, depth: int, width: int, seed: int = 0,
+                   max_epochs: int = 100) -> tuple[list[MLP], list[float]]:
+    """|C| classifiers and their test accuracies; even ones Adam (lr 1e-3), odd ones SGD (lr 0.05)."""
+    x_train, y_train = data.x[data.split == "train"], data.labels[data.split == "train"]
+    x_val, y_val = data.x[data.split == "val"], data.labels[data.split == "val"]
+    x_test, y_test = data.x[data.split == "test"], data.labels[data.split == "test"]
+    models, accuracies = [], []
+    for c in range(n_classifiers):
+        optimizer, lr = ("adam", 1e-3) if c % 2 == 0 else ("sgd", 0.05)
+        spec = MLPSpec(depth=depth, width=width, input_dim=data.x.shape[1], outputs=2)
+        result = train_classifier(x_train, y_train, x_val, y_val, spec, lr, max_epochs=max_epochs, patience=10,
+                                  seed=seed + c, progress=False, optimizer=optimizer)
+        models.append(result.model)
+        accuracies.append(float(np.mean(predict_classes(result.model, x_test) == y_test)))
+    return models, accuracies
+
+
+def attack_points(models: Sequence[MLP], data: PairData, n_points: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n_points`` test points every classifier classifies correctly."""
+    test = np.flatnonzero(data.split == "test")
+    correct = np.all([predict_classes(m, data.x[test]) == data.labels[test] for m in models], axis=0)
+    candidates = test[correct]
+    if len(candidates) < n_points:
+        raise ValueError(f"only {len(candidates)} test points are classified correctly by every classifier")
+    return np.sort(np.random.default_rng(seed).choice(candidates, n_points, replace=False))
+
+
+def attack_problem(models: Sequence[MLP], data: PairData, points: np.ndarray, attacks: int, eps: float,
+                   alpha: float) -> AttackProblem:
+    return AttackProblem([dense_layers(m) for m in models], data.x[points].astype(np.float64), data.labels[points],
+                         attacks, eps, alpha)
