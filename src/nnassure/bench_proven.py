@@ -17,14 +17,9 @@ import torch
 
 from nnassure.certify.bounds import BoundEngine
 from nnassure.config import compose, parse_model_id
-from nnassure.data import load_image_dataset
 from nnassure.io import write_text
-from nnassure.models import load_model
-from nnassure.paths import ExperimentPaths
 from nnassure.proven.bisection import Criterion, RiskEvaluator, proven_eps, worst_case_eps
-from nnassure.proven.experiment import select_samples
-from nnassure.stages.proven import settings_from
-from nnassure.training import predict_classes
+from nnassure.stages.proven import load_inputs, settings_from
 
 
 def _timed(function: object, evaluator: RiskEvaluator, *args: object) -> tuple[float, int, object]:
@@ -37,12 +32,8 @@ def _timed(function: object, evaluator: RiskEvaluator, *args: object) -> tuple[f
 def run(experiment: str, model_name: str, samples: int, repeats: int) -> str:
     cfg = compose([f"experiment={experiment}"])
     model_id = parse_model_id(model_name, "--model")
-    paths = ExperimentPaths.from_config(cfg)
-    data = load_image_dataset(paths.image_dataset(model_id.dataset))
-    model = load_model(paths.classifier_stem(model_id.name)).model
-    x, labels = data.arrays(flatten=True)
-    predicted = predict_classes(model, x)
-    chosen = select_samples(predicted, labels, np.flatnonzero(data.split == "test"), samples, cfg.proven.seed)
+    inputs = load_inputs(cfg, model_id, samples)
+    model, x, predicted, chosen = inputs.model, inputs.x, inputs.predictions, inputs.chosen
     engine = BoundEngine(model.verification_network(), x.shape[1], relu_relaxation="crown")
     evaluator = RiskEvaluator(engine, x[chosen], predicted[chosen], model.spec.outputs, settings_from(cfg))
     gammas = list(cfg.proven.gammas)
