@@ -16,6 +16,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/certify.smk"
 include: "workflow/rules/proven.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -30,4 +31,8 @@ rule all:
         expand(str(PATHS.proven("{model}")), model=PROVEN_MODELS),
         expand(str(PATHS.proven_verified("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
         proven_report_files(),
+        ensemble_all_classifier_files(),
+        expand(str(PATHS.ensemble_row("{row}")), row=sorted(ENSEMBLE_ROWS)),
+        expand(str(PATHS.ensemble_attacks("{row}")), row=sorted(ENSEMBLE_ROWS)),
+        ensemble_report_files(),
     default_target: True

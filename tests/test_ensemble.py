@@ -6,7 +6,7 @@
 3. small random ensembles: both backends agree, every attack re-checks with our own float64 forward
    pass, every "robust" verdict survives an attack search (random + projected gradient), and the
    interval bounds contain the pre-activations of sampled perturbations;
-4. Proposition 1 on loss-count matrices; 5. check_attack's refusals; 6. dense_layers.
+4. Proposition 1 on loss-count matrices; 5. check_attack's refusals; 6. network_layers.
 
 Labels are 0-based indices: the paper's label 1 is index 0 and its label 2 is index 1.
 """
@@ -29,10 +29,10 @@ from nnassure.ensemble import (
     attacks_suffice,
     best_probabilities,
     check_attack,
-    dense_layers,
     encode,
     find_attack,
     interval_bounds,
+    network_layers,
     solve,
 )
 from nnassure.ensemble.check import logits, zero_one_loss
@@ -352,7 +352,7 @@ class Ensemble:
             self.nets.append(net)
         self.points = np.random.default_rng(seed).normal(size=(n_points, dim))
         self.labels = self.forward(0, self.points).argmax(axis=1)
-        self.layers = [dense_layers(net) for net in self.nets]
+        self.layers = [network_layers(net) for net in self.nets]
         self._pools = {}
 
     def forward(self, c, x):
@@ -645,7 +645,7 @@ def test_check_attack_rejects_bad_attacks():
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. dense_layers
+# 6. network_layers
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("network", "name"), [
@@ -653,20 +653,20 @@ def test_check_attack_rejects_bad_attacks():
     (nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), "Tanh"),
     (MLP(MLPSpec(depth=1, width=3, input_dim=4, activation="tanh", outputs=2)), "Tanh"),
 ])
-def test_dense_layers_refuses_other_layers(network, name):
+def test_network_layers_refuses_other_layers(network, name):
     with pytest.raises(ValueError, match=f"cannot encode layer {name}"):
-        dense_layers(network)
+        network_layers(network)
 
 
-def test_dense_layers_refuses_a_final_relu():
+def test_network_layers_refuses_a_final_relu():
     with pytest.raises(ValueError, match="must end in a Linear layer"):
-        dense_layers(nn.Sequential(nn.Linear(4, 2), nn.ReLU()))
+        network_layers(nn.Sequential(nn.Linear(4, 2), nn.ReLU()))
 
 
-def test_dense_layers_reads_the_pipeline_mlp():
+def test_network_layers_reads_the_pipeline_mlp():
     torch.manual_seed(0)
     model = MLP(MLPSpec(depth=2, width=5, dropout=0.2, input_dim=4, outputs=2)).eval()
-    layers = dense_layers(model)
+    layers = network_layers(model)
     assert [(layer.weight.shape, layer.relu) for layer in layers] == [((5, 4), True), ((5, 5), True), ((2, 5), False)]
     assert all(layer.weight.dtype == np.float64 for layer in layers)
     x = np.random.default_rng(0).normal(size=(50, 4))
@@ -682,7 +682,7 @@ def test_single_logit_network_is_not_silently_robust():
     with torch.no_grad():
         assert model(torch.as_tensor(x, dtype=torch.float32)).item() > 0  # the model says class 1
     try:
-        problem = AttackProblem([dense_layers(model)], x, np.array([0]), 1, 1.0, 1.0)
+        problem = AttackProblem([network_layers(model)], x, np.array([0]), 1, 1.0, 1.0)
         result = find_attack(problem, "highs", TIME_LIMIT)
     except ValueError:
         return  # refusing 1-logit networks would be fine
@@ -696,7 +696,7 @@ def test_single_logit_network_is_not_silently_robust():
 
 def _random_ensemble(seed: int, inputs: int = 16, hidden: int = 10) -> list:
     torch.manual_seed(seed)
-    return [dense_layers(nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+    return [network_layers(nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                        nn.Linear(hidden, 2))) for _ in range(3)]
 
 
@@ -757,7 +757,7 @@ def test_smt_and_milp_agree_on_small_random_ensembles():
     from nnassure.ensemble.smt import solve_smt
 
     torch.manual_seed(0)
-    classifiers = [dense_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
+    classifiers = [network_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
     points = np.random.default_rng(0).uniform(0, 1, (3, 4))
     labels = np.array([int(np.argmax(logits(classifiers[0], p[None])[0])) for p in points])
     for eps, alpha, attacks in [(2.0, 0.5, 3), (0.05, 0.9, 2), (2.0, 1 / 3, 1)]:
@@ -849,7 +849,7 @@ def test_baselines_never_beat_the_optimal_randomized_attack():
     from nnassure.ensemble.baselines import baseline_values
 
     torch.manual_seed(1)
-    classifiers = [dense_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
+    classifiers = [network_layers(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))) for _ in range(3)]
     points = np.random.default_rng(1).uniform(0, 1, (3, 4))
     labels = np.array([int(np.argmax(logits(classifiers[0], p[None])[0])) for p in points])
     for eps in (0.3, 1.0, 2.0):
@@ -866,12 +866,13 @@ def test_baselines_never_beat_the_optimal_randomized_attack():
 # ---------------------------------------------------------------------------------------------
 
 def test_digit_pair_instances_train_accurate_ensembles_and_decide_with_tight_bounds():
-    from nnassure.ensemble.instances import attack_points, attack_problem, digit_pair, train_ensemble
+    from nnassure.ensemble.instances import ClassifierShape, attack_points, attack_problem, digit_pair, train_ensemble
 
     data = digit_pair((0, 1), 7)
     assert data.x.shape[1] == 49 and set(np.unique(data.labels)) == {0, 1}
     assert data.x.min() >= 0.0 and data.x.max() <= 1.0
-    models, accuracies = train_ensemble(data, 3, 2, 10, max_epochs=60)
+    models, accuracies, optimizers = train_ensemble(data, 3, ClassifierShape(depth=2, width=10), max_epochs=60)
+    assert optimizers == ["adam", "sgd", "adam"]
     assert min(accuracies) >= 0.9  # the issue's bar for digits
     points = attack_points(models, data, 4)
     assert np.all(data.split[points] == "test")
@@ -883,9 +884,9 @@ def test_digit_pair_instances_train_accurate_ensembles_and_decide_with_tight_bou
 
 
 def test_sign_pair_instances_reach_the_issues_accuracy():
-    from nnassure.ensemble.instances import sign_pair, train_ensemble
+    from nnassure.ensemble.instances import ClassifierShape, sign_pair, train_ensemble
 
     data = sign_pair(10, 150)
     assert data.x.shape[1] == 300  # 10 x 10 RGB
-    _, accuracies = train_ensemble(data, 2, 2, 10, max_epochs=60)
+    _, accuracies, _ = train_ensemble(data, 2, ClassifierShape(depth=2, width=10), max_epochs=60)
     assert min(accuracies) >= 0.8  # the issue's bar for signs

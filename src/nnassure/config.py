@@ -190,6 +190,38 @@ class ProvenConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    """Robustness of classifier ensembles against randomized attacks (Gross et al.): the
+    benchmark rows (conf/ensemble/benchmarks.yaml, the paper's appendix) and how they are solved."""
+
+    benchmarks: list[Any] = field(default_factory=list)  # the 38 rows, validated by nnassure.ensemble.benchmarks
+    rows: list[int] = field(default_factory=list)  # benchmark ids to run; empty = every row
+    row: int | None = None  # the row one stage run works on (a Snakemake wildcard)
+    instance: str | None = None  # the ensemble of one training run, e.g. mnist_0_1-8x8 (a wildcard)
+    classifier: int | None = None  # which of its classifiers (1-based; a wildcard)
+    backends: list[str] = field(default_factory=lambda: ["highs", "gurobi"])  # every row's MILP on each
+    table_backend: str = "highs"  # MaxMILP, baselines and the tables' MILP column
+    smt: bool = True  # Z3 on every row (Tables 1 and 4)
+    time_limit: float = 7200.0  # seconds per solver call (the paper's 7200 s)
+    smt_time_limit: float = 7200.0
+    bounds: str = "lirpa"  # big-M constants: interval | lirpa (CROWN over the L1 ball, intersected)
+    margin: float = 1e-4  # attacks must misclassify by this logit margin to survive float64
+    # the classifiers (the paper gives no architecture; small, so that the MILPs stay solvable)
+    depth: int = 2
+    width: int = 10
+    conv_filters: int = 2
+    conv_kernel: int = 3
+    pool: int = 2
+    conv_hidden: int = 8
+    max_epochs: int = 100
+    signs_per_class: int = 300
+    min_accuracy_digits: float = 0.9
+    min_accuracy_signs: float = 0.8
+    training_attempts: int = 5  # seeds tried per classifier to reach the accuracy bar
+    seed: int = 0
+
+
+@dataclass
 class TrackingConfig:
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
@@ -217,6 +249,7 @@ class Config:
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     proven: ProvenConfig = field(default_factory=ProvenConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     results_dir: str = "results"
@@ -327,6 +360,7 @@ def validate(cfg: DictConfig) -> None:
 
     _validate_images(cfg.images)
     _validate_proven(cfg.proven)
+    _validate_ensemble(cfg.ensemble)
     _check_choice("tracking.mode", cfg.tracking.mode, TRACKING_MODES)
     _check_choice("report.fig2_dataset", cfg.report.fig2_dataset, DATASETS)
     _check_choice("report.fig3_dataset", cfg.report.fig3_dataset, DATASETS)
@@ -388,6 +422,41 @@ def _validate_proven(proven: DictConfig) -> None:
     _check_positive("proven.correlation_length", proven.correlation_length)
     if not 0.0 <= proven.channel_correlation <= 1.0:
         _fail("proven.channel_correlation", proven.channel_correlation, "a number in [0, 1]")
+
+
+def _validate_ensemble(ensemble: DictConfig) -> None:
+    from nnassure.ensemble.benchmarks import parse_benchmarks
+    from nnassure.ensemble.milp import BACKENDS as BACKENDS_CHOICES
+
+    rows = parse_benchmarks(OmegaConf.to_container(ensemble.benchmarks), "ensemble.benchmarks")
+    ids = [r.id for r in rows]
+    for i, row in enumerate(ensemble.rows):
+        if row not in ids:
+            _fail(f"ensemble.rows[{i}]", row, f"a benchmark id of ensemble.benchmarks ({min(ids)}..{max(ids)})")
+    if ensemble.row is not None and ensemble.row not in ids:
+        _fail("ensemble.row", ensemble.row, "a benchmark id of ensemble.benchmarks")
+    instances = sorted({r.instance for r in rows})
+    if ensemble.instance is not None and ensemble.instance not in instances:
+        _fail("ensemble.instance", ensemble.instance, "one of " + ", ".join(instances))
+    if ensemble.classifier is not None and ensemble.classifier < 1:
+        _fail("ensemble.classifier", ensemble.classifier, "an integer >= 1")
+    if not ensemble.backends:
+        _fail("ensemble.backends", [], "a non-empty list of MILP backends")
+    for i, backend in enumerate(ensemble.backends):
+        _check_choice(f"ensemble.backends[{i}]", backend, BACKENDS_CHOICES)
+    _check_choice("ensemble.table_backend", ensemble.table_backend, BACKENDS_CHOICES)
+    _check_choice("ensemble.bounds", ensemble.bounds, ("interval", "lirpa"))
+    _check_positive("ensemble.time_limit", ensemble.time_limit)
+    _check_positive("ensemble.smt_time_limit", ensemble.smt_time_limit)
+    _check_positive("ensemble.margin", ensemble.margin, strict=False)
+    for key in ("depth", "width", "conv_filters", "conv_kernel", "pool", "conv_hidden", "max_epochs",
+                "signs_per_class", "training_attempts"):
+        if ensemble[key] < 1:
+            _fail(f"ensemble.{key}", ensemble[key], "an integer >= 1")
+    _check_depth("ensemble.depth", ensemble.depth)
+    for key in ("min_accuracy_digits", "min_accuracy_signs"):
+        if not 0.0 <= ensemble[key] <= 1.0:
+            _fail(f"ensemble.{key}", ensemble[key], "an accuracy in [0, 1]")
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

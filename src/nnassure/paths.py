@@ -65,6 +65,16 @@ class ExperimentPaths:
         """PROVEN beside verified accuracy on a 2-D model of the verified-classification stage."""
         return self.root / "proven" / f"vc_{dataset}_c{_cost_name(cost)}.parquet"
 
+    def ensemble_classifier_stem(self, instance: str, index: int) -> Path:
+        """Classifier ``index`` (1-based) of an ensemble benchmark instance, e.g. mnist_0_1-8x8."""
+        return self.root / "ensemble" / instance / f"c{index}"
+
+    def ensemble_row(self, row: int | str) -> Path:
+        return self.root / "ensemble" / "rows" / f"{row}.json"
+
+    def ensemble_attacks(self, row: int | str) -> Path:
+        return self.root / "ensemble" / "rows" / f"{row}.npz"
+
     @property
     def tables(self) -> Path:
         return self.root / "tables"

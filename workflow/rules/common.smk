@@ -10,6 +10,8 @@ from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.config import parse_model_id
 from nnassure.report.outputs import report_outputs
 from nnassure.stages.report_proven import proven_outputs
+from nnassure.ensemble.benchmarks import selected_benchmarks
+from nnassure.report.ensemble import ensemble_outputs
 
 EXPERIMENT = str(config.get("experiment", "quick"))
 OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
@@ -18,6 +20,8 @@ PATHS = ExperimentPaths.from_config(CFG)
 DATASETS = sorted(CFG.grid.datasets)
 COSTS = [format_cost(c) for c in CFG.grid.costs]
 PROVEN_MODELS = list(CFG.proven.models)
+ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
+ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
 ENV = "../../envs/nnassure.yaml"
 
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage.
@@ -65,6 +69,25 @@ def model_dataset(model):
     return parse_model_id(model).dataset
 
 
+def ensemble_classifier_stem_files(instance, index):
+    stem = PATHS.ensemble_classifier_stem(instance, index)
+    return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+
+def ensemble_classifier_files(row):
+    benchmark = ENSEMBLE_ROWS[row]
+    return [f for c in range(1, benchmark.classifiers + 1)
+            for f in ensemble_classifier_stem_files(benchmark.instance, c)]
+
+
+def ensemble_all_classifier_files():
+    return sorted({f for row in ENSEMBLE_ROWS for f in ensemble_classifier_files(row)})
+
+
+def ensemble_report_files():
+    return [str(p) for p in ensemble_outputs(CFG)]
+
+
 def proven_report_files():
     return [str(p) for p in proven_outputs(CFG)]
 
@@ -77,3 +100,6 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     cost="|".join(c.replace(".", r"\.") for c in COSTS),
     model="|".join(PROVEN_MODELS),
+    instance="|".join(ENSEMBLE_INSTANCES),
+    index=r"[0-9]+",
+    row=r"[0-9]+",

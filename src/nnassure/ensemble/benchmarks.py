@@ -39,8 +39,14 @@ class Benchmark:
     def dim(self) -> str:
         return f"{self.height}x{self.width}"
 
+    @property
+    def instance(self) -> str:
+        """The ensemble this row attacks: rows with the same name and size share classifiers
+        (a row with |C| classifiers uses the first |C|) and, for the same |X|, data points."""
+        return f"{self.name}-{self.dim}"
 
-def _row(entry: Any, index: int, source: Path) -> Benchmark:
+
+def _row(entry: Any, index: int, source: Path | str) -> Benchmark:
     where = f"{source}: benchmark #{index + 1}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
@@ -88,9 +94,25 @@ def load_benchmarks(path: str | Path) -> list[Benchmark]:
         raise ConfigError(f"{path}: cannot read the benchmark file ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise ConfigError(f"{path}: expected a mapping with a list under 'benchmarks'")
-    rows = [_row(entry, i, path) for i, entry in enumerate(document["benchmarks"])]
+    return parse_benchmarks(document["benchmarks"], path)
+
+
+def parse_benchmarks(entries: Any, source: Path | str = "ensemble.benchmarks") -> list[Benchmark]:
+    """Validated rows from a list of mappings; ids must be unique and the list non-empty."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{source}: expected a non-empty list of benchmark rows")
+    rows = [_row(entry, i, source) for i, entry in enumerate(entries)]
     ids = [r.id for r in rows]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
-        raise ConfigError(f"{path}: duplicate benchmark ids {duplicated}")
+        raise ConfigError(f"{source}: duplicate benchmark ids {duplicated}")
     return rows
+
+
+def selected_benchmarks(ensemble: Any) -> list[Benchmark]:
+    """The rows of a composed ``ensemble`` config that the experiment runs (``ensemble.rows``, or all)."""
+    from omegaconf import OmegaConf
+
+    rows = parse_benchmarks(OmegaConf.to_container(ensemble.benchmarks, resolve=True))
+    chosen = set(ensemble.rows)
+    return [r for r in rows if not chosen or r.id in chosen]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnassure.ensemble.encoding import DenseLayer
+from nnassure.ensemble.layers import Layer, forward
 from nnassure.errors import NnassureError
 
 # Attacks are scaled onto the L1 ball before they are checked (encoding.attack_from_solution);
@@ -19,17 +19,12 @@ class AttackCheckError(NnassureError):
     """A solver returned an attack that does not do what it claims."""
 
 
-def logits(layers: Sequence[DenseLayer], inputs: np.ndarray) -> np.ndarray:
+def logits(layers: Sequence[Layer], inputs: np.ndarray) -> np.ndarray:
     """The network's logits in float64 for inputs (m, d)."""
-    out = np.asarray(inputs, dtype=np.float64)
-    for layer in layers:
-        out = out @ layer.weight.T + layer.bias
-        if layer.relu:
-            out = np.maximum(out, 0.0)
-    return out
+    return forward(layers, inputs)
 
 
-def zero_one_loss(layers: Sequence[DenseLayer], inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def zero_one_loss(layers: Sequence[Layer], inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Def. 4: 0 iff the true label's logit is strictly the largest (a tie is a misclassification)."""
     y = logits(layers, inputs)
     true = y[np.arange(len(y)), labels]
@@ -38,7 +33,7 @@ def zero_one_loss(layers: Sequence[DenseLayer], inputs: np.ndarray, labels: np.n
     return (others.max(axis=1) >= true).astype(np.float64)
 
 
-def attack_value(classifiers: Sequence[Sequence[DenseLayer]], points: np.ndarray, labels: np.ndarray,
+def attack_value(classifiers: Sequence[Sequence[Layer]], points: np.ndarray, labels: np.ndarray,
                  deltas: np.ndarray, probabilities: np.ndarray) -> float:
     """Eq. (1): Val(A, P) = min_c (1/|X|) sum_x E_{delta ~ P} [loss(c, x, delta(x))]."""
     per_classifier = []
@@ -49,7 +44,7 @@ def attack_value(classifiers: Sequence[Sequence[DenseLayer]], points: np.ndarray
     return float(min(per_classifier))
 
 
-def check_attack(classifiers: Sequence[Sequence[DenseLayer]], points: np.ndarray, labels: np.ndarray,
+def check_attack(classifiers: Sequence[Sequence[Layer]], points: np.ndarray, labels: np.ndarray,
                  deltas: np.ndarray, probabilities: np.ndarray, eps: float, alpha: float) -> float:
     """Recompute the attack's value; raise :class:`AttackCheckError` unless it is eps-bounded, a
     distribution, and reaches alpha. Returns the value."""
@@ -64,7 +59,7 @@ def check_attack(classifiers: Sequence[Sequence[DenseLayer]], points: np.ndarray
     return value
 
 
-def loss_counts(classifiers: Sequence[Sequence[DenseLayer]], points: np.ndarray, labels: np.ndarray,
+def loss_counts(classifiers: Sequence[Sequence[Layer]], points: np.ndarray, labels: np.ndarray,
                 deltas: np.ndarray) -> np.ndarray:
     """M_c(delta_i) of Sec. 4.1: how many points classifier c gets wrong under attack i, (|C|, |A|)."""
     return np.array([[zero_one_loss(layers, points + d, labels).sum() for d in deltas] for layers in classifiers])

@@ -13,8 +13,11 @@ loss l^c_{i,j} (binary), q^c_{i,j} = p_i * l^c_{i,j}, and one copy of every clas
   y_o - y_t >= margin, by binaries z_o with l <= sum_o z_o and big-M rows. One direction is
   enough: a feasible l is at most the true loss, so every solution is a genuine attack, and every
   genuine attack is a solution with l set to its true loss,
-- dense layers as equality rows, ReLU y = max(0, z) by big-M from pre-activation bounds L <= z <= U
-  over the attack's input set (stable ReLUs need no binary).
+- dense (and unrolled convolution) layers as equality rows, ReLU y = max(0, z) by big-M from
+  pre-activation bounds L <= z <= U over the attack's input set (stable ReLUs need no binary),
+  max-pooling y = max_r z_r by y >= z_r and one binary per candidate r selecting the maximum,
+  y <= z_r + (U_max - L_r)(1 - s_r) (inputs that can never be the maximum are dropped, and a
+  window whose maximum is known needs no binary).
 
 Objectives: ``feasibility`` (the MILP of Sec. 5), ``max-sum`` (MaxMILP of Sec. 6.1: maximise
 sum_{c,i,j} q, Eq. (4) kept) and ``max-val`` (maximise v <= (1/|X|) sum_{i,j} q^c for every c,
@@ -30,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
 
+from nnassure.ensemble.layers import DenseLayer, Layer, MaxPoolLayer, input_dim, interval_bounds
 from nnassure.ensemble.milp import LinearModel
 
 OBJECTIVES = ("feasibility", "max-sum", "max-val")
@@ -40,52 +43,11 @@ OBJECTIVES = ("feasibility", "max-sum", "max-val")
 BOUNDS = ("interval", "lirpa")
 
 
-@dataclass(frozen=True)
-class DenseLayer:
-    weight: np.ndarray  # (out, in), float64
-    bias: np.ndarray  # (out,)
-    relu: bool  # a ReLU follows
-
-
-def dense_layers(network: nn.Module) -> list[DenseLayer]:
-    """The (Linear, ReLU?) layers of a ``nn.Sequential`` MLP, in float64; other layers are refused."""
-    modules = [m for m in (network.net if hasattr(network, "net") else network) if not isinstance(m, nn.Dropout)]
-    layers: list[DenseLayer] = []
-    for module in modules:
-        if isinstance(module, nn.Linear):
-            layers.append(DenseLayer(module.weight.detach().double().numpy().copy(),
-                                     module.bias.detach().double().numpy().copy(), False))
-        elif isinstance(module, nn.ReLU) and layers and not layers[-1].relu:
-            last = layers[-1]
-            layers[-1] = DenseLayer(last.weight, last.bias, True)
-        else:
-            raise ValueError(f"cannot encode layer {module!r}: only Linear and ReLU layers are supported")
-    if not layers or layers[-1].relu:
-        raise ValueError("the network must end in a Linear layer giving the logits")
-    if len(layers[-1].bias) < 2:
-        # A one-logit model decides by a threshold, not by argmax; Def. 4's tie rule needs logits.
-        raise ValueError("the network has one output; the ensemble encoding needs one logit per class (>= 2)")
-    return layers
-
-
-def interval_bounds(layers: Sequence[DenseLayer], lower: np.ndarray, upper: np.ndarray) -> list[tuple[np.ndarray,
-                                                                                                       np.ndarray]]:
-    """Pre-activation bounds of every layer over the box [lower, upper] (interval arithmetic)."""
-    bounds = []
-    for layer in layers:
-        positive, negative = np.maximum(layer.weight, 0), np.minimum(layer.weight, 0)
-        pre_lower = positive @ lower + negative @ upper + layer.bias
-        pre_upper = positive @ upper + negative @ lower + layer.bias
-        bounds.append((pre_lower, pre_upper))
-        lower, upper = (np.maximum(pre_lower, 0), np.maximum(pre_upper, 0)) if layer.relu else (pre_lower, pre_upper)
-    return bounds
-
-
 @dataclass
 class AttackProblem:
     """Is there an eps-bounded randomized attack of at most ``attacks`` attacks with Val >= alpha?"""
 
-    classifiers: list[list[DenseLayer]]
+    classifiers: list[list[Layer]]
     points: np.ndarray  # (n, d)
     labels: np.ndarray  # (n,)
     attacks: int
@@ -97,6 +59,9 @@ class AttackProblem:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.points.ndim != 2 or len(self.points) != len(self.labels) or not len(self.points):
             raise ValueError("points must be (n, d) with one label per point, n >= 1")
+        dims = {input_dim(layers) for layers in self.classifiers}
+        if dims and dims != {self.points.shape[1]}:
+            raise ValueError(f"points have {self.points.shape[1]} inputs but the classifiers take {sorted(dims)}")
         if self.attacks < 1 or self.eps < 0 or not 0.0 <= self.alpha <= 1.0 or not self.classifiers:
             raise ValueError(f"need attacks >= 1, eps >= 0, alpha in [0, 1] and a classifier; got "
                              f"attacks={self.attacks}, eps={self.eps}, alpha={self.alpha}")
@@ -111,6 +76,7 @@ class Encoding:
     weighted_loss: np.ndarray  # (classifiers, attacks, n)
     unstable_relus: int
     stable_relus: int
+    pool_binaries: int = 0
 
 
 def _point_bounds(problem: AttackProblem, bounds: str) -> list[list[list[tuple[np.ndarray, np.ndarray]]]]:
@@ -126,45 +92,106 @@ def _point_bounds(problem: AttackProblem, bounds: str) -> list[list[list[tuple[n
             for layers in problem.classifiers]
 
 
-def _encode_network(model: LinearModel, layers: Sequence[DenseLayer], inputs: list[tuple[np.ndarray, np.ndarray,
-                    float]], layer_bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int, int]:
-    """Encode one copy of a network. ``inputs[k]`` is the k-th input as an affine expression
-    (indices, coefficients, constant). Returns the logit variables and (unstable, stable) ReLU counts."""
-    current = inputs
+Expression = tuple[np.ndarray, np.ndarray, float]  # variable indices, coefficients, constant
+
+
+def _variable(index: int) -> Expression:
+    return (np.array([index]), np.array([1.0]), 0.0)
+
+
+def _encode_dense(model: LinearModel, layer: DenseLayer, current: list[Expression]) -> np.ndarray:
+    z = model.add_variables(len(layer.bias), -np.inf, np.inf, name="z")
+    for unit in range(len(layer.bias)):
+        # z_unit - sum_k W[unit, k] * input_k = b[unit] + sum_k W[unit, k] * constant_k
+        indices, coefficients, constant = [np.array([z[unit]])], [np.array([1.0])], layer.bias[unit]
+        for k in np.flatnonzero(layer.weight[unit]):
+            idx, coef, const = current[k]
+            w = layer.weight[unit, k]
+            indices.append(idx)
+            coefficients.append(-w * coef)
+            constant += w * const
+        model.add_row(np.concatenate(indices), np.concatenate(coefficients), constant, constant)
+    return z
+
+
+def _encode_relu(model: LinearModel, z: np.ndarray, lower: np.ndarray, upper: np.ndarray
+                 ) -> tuple[list[Expression], int, int]:
+    outputs: list[Expression] = []
     unstable = stable = 0
-    for layer, (pre_lower, pre_upper) in zip(layers, layer_bounds, strict=True):
-        z = model.add_variables(len(layer.bias), -np.inf, np.inf, name="z")
-        for unit in range(len(layer.bias)):
-            # z_unit - sum_k W[unit, k] * input_k = b[unit] + sum_k W[unit, k] * constant_k
-            indices, coefficients, constant = [z[unit]], [1.0], layer.bias[unit]
-            for k, (idx, coef, const) in enumerate(current):
-                w = layer.weight[unit, k]
-                if w != 0.0:
-                    indices.extend(idx)
-                    coefficients.extend(-w * coef)
-                    constant += w * const
-            model.add_row(indices, coefficients, constant, constant)
-        if not layer.relu:
-            return z, unstable, stable
-        outputs = []
-        for unit in range(len(layer.bias)):
-            lo, hi = pre_lower[unit], pre_upper[unit]
-            if hi <= 0:
-                stable += 1
-                outputs.append((np.zeros(0, np.int64), np.zeros(0), 0.0))
-            elif lo >= 0:
-                stable += 1
-                outputs.append((np.array([z[unit]]), np.array([1.0]), 0.0))
-            else:
-                unstable += 1
-                y = model.add_variables(1, 0.0, hi, name="relu")[0]
-                s = model.add_binaries(1, name="active")[0]
-                model.add_row([y, z[unit]], [1.0, -1.0], lower=0.0)  # y >= z
-                model.add_row([y, z[unit], s], [1.0, -1.0, -lo], upper=-lo)  # y <= z - lo (1 - s)
-                model.add_row([y, s], [1.0, -hi], upper=0.0)  # y <= hi s
-                outputs.append((np.array([y]), np.array([1.0]), 0.0))
-        current = outputs
-    raise AssertionError("unreachable: the last layer has no ReLU")
+    for unit in range(len(z)):
+        lo, hi = lower[unit], upper[unit]
+        if hi <= 0:
+            stable += 1
+            outputs.append((np.zeros(0, np.int64), np.zeros(0), 0.0))
+        elif lo >= 0:
+            stable += 1
+            outputs.append(_variable(z[unit]))
+        else:
+            unstable += 1
+            y = model.add_variables(1, 0.0, hi, name="relu")[0]
+            s = model.add_binaries(1, name="active")[0]
+            model.add_row([y, z[unit]], [1.0, -1.0], lower=0.0)  # y >= z
+            model.add_row([y, z[unit], s], [1.0, -1.0, -lo], upper=-lo)  # y <= z - lo (1 - s)
+            model.add_row([y, s], [1.0, -hi], upper=0.0)  # y <= hi s
+            outputs.append(_variable(y))
+    return outputs, unstable, stable
+
+
+def _encode_max_pool(model: LinearModel, layer: MaxPoolLayer, current: list[Expression], lower: np.ndarray,
+                     upper: np.ndarray) -> tuple[list[Expression], int]:
+    """y = max over each group, exactly (Tjeng et al.'s max encoding with input bounds)."""
+    outputs: list[Expression] = []
+    binaries = 0
+    for group in layer.groups:
+        best_lower = lower[group].max()
+        # an input whose upper bound is below another's lower bound is never the maximum
+        candidates = [r for r in group if upper[r] >= best_lower]
+        if len(candidates) == 1:
+            outputs.append(current[candidates[0]])
+            continue
+        top = max(upper[r] for r in candidates)
+        y = model.add_variables(1, best_lower, top, name="pool")[0]
+        chosen = model.add_binaries(len(candidates), name="argmax")
+        binaries += len(candidates)
+        model.add_row(chosen, np.ones(len(candidates)), 1.0, 1.0)
+        for r, s in zip(candidates, chosen, strict=True):
+            idx, coef, const = current[r]
+            # y >= z_r;  y <= z_r + (top - lower_r)(1 - s_r)
+            model.add_row(np.append(idx, y), np.append(-coef, 1.0), lower=const)
+            big_m = top - lower[r]
+            model.add_row(np.concatenate([idx, [y, s]]), np.concatenate([-coef, [1.0, big_m]]),
+                          upper=const + big_m)
+        outputs.append(_variable(y))
+    return outputs, binaries
+
+
+def _encode_network(model: LinearModel, layers: Sequence[Layer], inputs: list[Expression],
+                    input_bounds: tuple[np.ndarray, np.ndarray], layer_bounds: list[tuple[np.ndarray, np.ndarray]]
+                    ) -> tuple[np.ndarray, dict[str, int]]:
+    """Encode one copy of a network. ``inputs[k]`` is the k-th input as an affine expression;
+    ``layer_bounds`` are the bounds of every layer's output before its ReLU. Returns the logit
+    variables and the counts of unstable and stable ReLUs and of max-pooling binaries."""
+    current = inputs
+    lower, upper = input_bounds
+    counts = {"unstable": 0, "stable": 0, "pool": 0}
+    for position, (layer, (out_lower, out_upper)) in enumerate(zip(layers, layer_bounds, strict=True)):
+        if isinstance(layer, MaxPoolLayer):
+            current, binaries = _encode_max_pool(model, layer, current, lower, upper)
+            counts["pool"] += binaries
+            lower, upper = out_lower, out_upper
+            continue
+        z = _encode_dense(model, layer, current)
+        if position == len(layers) - 1:
+            return z, counts
+        if layer.relu:
+            current, unstable, stable = _encode_relu(model, z, out_lower, out_upper)
+            counts["unstable"] += unstable
+            counts["stable"] += stable
+            lower, upper = np.maximum(out_lower, 0.0), np.maximum(out_upper, 0.0)
+        else:
+            current = [_variable(v) for v in z]
+            lower, upper = out_lower, out_upper
+    raise AssertionError("unreachable: the last layer gives the logits")
 
 
 def encode(problem: AttackProblem, objective: str = "feasibility", bounds: str = "interval",
@@ -193,14 +220,16 @@ def encode(problem: AttackProblem, objective: str = "feasibility", bounds: str =
     weighted = model.add_variables(n_classifiers * n_attacks * n_points, 0.0, 1.0, name="q")
     weighted = weighted.reshape(n_classifiers, n_attacks, n_points)
     all_bounds = _point_bounds(problem, bounds)
-    unstable = stable = 0
+    counts = {"unstable": 0, "stable": 0, "pool": 0}
     for c, layers in enumerate(problem.classifiers):
         for i in range(n_attacks):
             for j in range(n_points):
                 x = problem.points[j]
                 inputs = [(np.array([delta[i, j, k]]), np.array([1.0]), float(x[k])) for k in range(dim)]
-                logits, u, s = _encode_network(model, layers, inputs, all_bounds[c][j])
-                unstable, stable = unstable + u, stable + s
+                logits, network_counts = _encode_network(model, layers, inputs, (x - problem.eps, x + problem.eps),
+                                                         all_bounds[c][j])
+                for key, value in network_counts.items():
+                    counts[key] += value
                 _encode_loss(model, logits, int(problem.labels[j]), loss[c, i, j], all_bounds[c][j][-1], margin)
                 model.add_row([weighted[c, i, j], probability[i]], [1.0, -1.0], upper=0.0)  # q <= p
                 model.add_row([weighted[c, i, j], loss[c, i, j]], [1.0, -1.0], upper=0.0)  # q <= l
@@ -213,7 +242,7 @@ def encode(problem: AttackProblem, objective: str = "feasibility", bounds: str =
             model.add_row(np.append(weighted[c].ravel(), value),
                           np.append(np.full(n_attacks * n_points, -1.0 / n_points), 1.0), upper=0.0)
         model.objective = {int(value): 1.0}
-    return Encoding(model, delta, probability, loss, weighted, unstable, stable)
+    return Encoding(model, delta, probability, loss, weighted, counts["unstable"], counts["stable"], counts["pool"])
 
 
 def _encode_loss(model: LinearModel, logits: np.ndarray, label: int, loss: int,

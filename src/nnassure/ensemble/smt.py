@@ -1,6 +1,6 @@
 """The same decision problem in SMT (Z3, linear real arithmetic), for the SMT-vs-MILP tables.
 
-Eqs. (4)-(7) over the reals: |delta| and ReLU through If, the 0-1 loss as an if-then-else on the
+Eqs. (4)-(7) over the reals: |delta|, ReLU and max-pooling through If, the 0-1 loss as an if-then-else on the
 classifier's logits (Eq. 8; loss 0 iff the true logit is strictly the largest, Def. 4), and the
 product p_i * loss written If(misclassified, p_i, 0), which keeps the formula linear. Z3 answers
 sat (the model is an attack, checked like every other) or unsat (robust for |A| attacks).
@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from nnassure.ensemble.encoding import AttackProblem
+from nnassure.ensemble.layers import MaxPoolLayer
 
 
 @dataclass
@@ -55,6 +56,17 @@ def solve_smt(problem: AttackProblem, time_limit: float = 60.0) -> SmtAnswer:
             for j in range(n_points):
                 values = [_real(problem.points[j, k]) + delta[i][j][k] for k in range(dim)]
                 for layer_index, layer in enumerate(layers):
+                    if isinstance(layer, MaxPoolLayer):
+                        pooled = []
+                        for group in layer.groups:
+                            best = values[group[0]]
+                            for r in group[1:]:
+                                best = z3.If(values[r] > best, values[r], best)
+                            pooled.append(best)
+                        names = [z3.Real(f"m_{c}_{i}_{j}_{layer_index}_{u}") for u in range(len(pooled))]
+                        solver.add(*[m == v for m, v in zip(names, pooled, strict=True)])
+                        values = names
+                        continue
                     pre = [z3.Sum([_real(w) * v for w, v in zip(row, values, strict=True) if w != 0.0]
                                   + [_real(b)]) for row, b in zip(layer.weight, layer.bias, strict=True)]
                     if layer.relu:

@@ -18,8 +18,10 @@ from torch import nn
 
 from nnassure.errors import InputFileError
 from nnassure.io import atomic_path
+from nnassure.models.convnet import ConvNet, ConvSpec
 
 SPEC_FORMAT = "nnassure.mlp/1"
+CONV_FORMAT = "nnassure.convnet/1"
 
 
 class Arctan(nn.Module):
@@ -88,7 +90,7 @@ class MLP(nn.Module):
 class ModelFile:
     """A loaded model and the metadata stored beside it."""
 
-    model: MLP
+    model: MLP | ConvNet
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,11 +99,17 @@ def model_paths(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def save_model(model: MLP, stem: str | Path, metadata: dict[str, Any] | None = None) -> None:
+def build_model(spec: MLPSpec | ConvSpec) -> MLP | ConvNet:
+    """The untrained network of ``spec``."""
+    return ConvNet(spec) if isinstance(spec, ConvSpec) else MLP(spec)
+
+
+def save_model(model: MLP | ConvNet, stem: str | Path, metadata: dict[str, Any] | None = None) -> None:
     """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically."""
     weights_path, spec_path = model_paths(stem)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    document = {"format": SPEC_FORMAT, "spec": asdict(model.spec), "metadata": metadata or {}}
+    spec_format = CONV_FORMAT if isinstance(model.spec, ConvSpec) else SPEC_FORMAT
+    document = {"format": spec_format, "spec": asdict(model.spec), "metadata": metadata or {}}
     with atomic_path(weights_path) as tmp:
         save_file(state, str(tmp))
     with atomic_path(spec_path) as tmp:
@@ -118,16 +126,18 @@ def load_model(stem: str | Path) -> ModelFile:
         document = json.loads(spec_path.read_text())
         if not isinstance(document, dict):
             raise ValueError("the file does not hold a JSON object")
-        if document.get("format") != SPEC_FORMAT:
+        spec_types = {SPEC_FORMAT: MLPSpec, CONV_FORMAT: ConvSpec}
+        if document.get("format") not in spec_types:
             raise ValueError(f"format is {document.get('format')!r}")
-        spec = MLPSpec(**document["spec"])
+        spec = spec_types[document["format"]](**document["spec"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputFileError(f"{spec_path}: not a valid model spec ({exc}); expected format {SPEC_FORMAT}") from None
+        raise InputFileError(f"{spec_path}: not a valid model spec ({exc}); expected format {SPEC_FORMAT} or "
+                             f"{CONV_FORMAT}") from None
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:
         raise InputFileError(f"{weights_path}: corrupt safetensors file ({exc})") from None
-    model = MLP(spec)
+    model = build_model(spec)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError:

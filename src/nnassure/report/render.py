@@ -19,7 +19,8 @@ def write_table(long: pd.DataFrame, display: pd.DataFrame, directory: Path, tabl
     write_csv(long, csv_path)
     display = display.copy()
     display.columns = [", ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in display.columns]
-    display.index = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in display.index]
+    display.index = pd.Index([" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in display.index],
+                             name=display.index.name)
     shown = display.map(lambda v: "" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) else str(v)))
     write_text(f"# {table_id}\n\n" + shown.to_markdown() + "\n", md_path)
     write_text(shown.to_latex(escape=True), tex_path)

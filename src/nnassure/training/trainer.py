@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnassure.models import MLP, MLPSpec
+from nnassure.models import MLP, ConvNet, ConvSpec, MLPSpec, build_model
 from nnassure.training.loss import class_balance_weight, weighted_bce
 
 
@@ -29,7 +29,7 @@ class Hyperparameters:
 
 @dataclass
 class TrainResult:
-    model: MLP
+    model: MLP | ConvNet
     best_epoch: int
     best_val_loss: float
     history: list[dict[str, float]] = field(default_factory=list)
@@ -49,7 +49,7 @@ def predict_labels(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
 
 
 def _fit(
-    model: MLP,
+    model: MLP | ConvNet,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     lr: float,
@@ -136,7 +136,7 @@ def train_classifier(
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-    spec: MLPSpec,
+    spec: MLPSpec | ConvSpec,
     lr: float,
     weight_decay: float = 0.0,
     batch_size: int = 64,
@@ -147,14 +147,14 @@ def train_classifier(
     description: str = "train",
     optimizer: str = "adam",
 ) -> TrainResult:
-    """Train a multi-class MLP (``spec.outputs`` logits) with cross-entropy and early stopping
-    (Adam, or SGD as some of the ensemble paper's classifiers)."""
+    """Train a multi-class MLP or ConvNet (``spec.outputs`` logits) with cross-entropy and early
+    stopping (Adam, or SGD as some of the ensemble paper's classifiers)."""
     if spec.outputs < 2:
         raise ValueError(f"a classifier needs at least 2 outputs, got {spec.outputs}")
     if y_train.min() < 0 or y_train.max() >= spec.outputs:
         raise ValueError(f"labels must lie in 0..{spec.outputs - 1}, got {y_train.min()}..{y_train.max()}")
     torch.manual_seed(seed)
-    model = MLP(spec)
+    model = build_model(spec)
     data = (torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.int64),
             torch.tensor(x_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.int64))
     return _fit(model, torch.nn.functional.cross_entropy, data, lr, weight_decay, batch_size, max_epochs, patience,
