@@ -611,7 +611,26 @@ def test_attacks_suffice(alpha):
     points, labels = np.zeros((2, 2)), np.zeros(2, dtype=np.int64)
     for attacks in range(1, 13):
         problem = AttackProblem(classifiers, points, labels, attacks, 2.0, alpha)
-        assert attacks_suffice(problem) == (attacks >= 9 or alpha == 1.0)
+        # |C| = 2 attacks suffice (the boundary/Caratheodory argument of attacks_suffice, checked
+        # by enumeration below), sharper than Proposition 1's (|X| + 1)^|C| = 9
+        assert attacks_suffice(problem) == (attacks >= 2 or alpha == 1.0)
+
+
+def test_three_classifiers_need_at_most_three_attacks():
+    """|C| = 3: over random sets of count vectors M(delta) in {0..|X|}^3, the best value over all of
+    them equals the best over some |C| = 3 of them (enumerated), and not always over 2."""
+    rng = np.random.default_rng(1)
+    n_classifiers, n_points = 3, 4
+    needed_three = 0
+    for _ in range(40):
+        k = int(rng.integers(3, 9))
+        counts = rng.integers(0, n_points + 1, size=(n_classifiers, k)).astype(np.float64)
+        _, full = best_probabilities(counts, n_points)
+        best = {size: max(best_probabilities(counts[:, list(subset)], n_points)[1]
+                          for subset in itertools.combinations(range(k), size)) for size in (2, 3)}
+        assert best[3] == pytest.approx(full, abs=TOL)
+        needed_three += best[2] < full - TOL
+    assert needed_three > 0  # the bound |C| is attained: two attacks are sometimes not enough
 
 
 # ---------------------------------------------------------------------------------------------

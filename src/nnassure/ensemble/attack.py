@@ -36,11 +36,18 @@ class AttackResult:
 
 
 def attacks_suffice(problem: AttackProblem) -> bool:
-    """Whether |A| attacks are enough for an optimal attack: Proposition 1 bounds the support by
-    (|X| + 1)^|C|; for alpha = 1 one attack suffices (Lemma 2: a value-1 attack fools every
-    classifier on every point, and any one of its attacks already does)."""
+    """Whether |A| attacks are enough for an optimal randomized attack, so that "no attack of |A|
+    attacks reaches alpha" proves (eps, alpha)-robustness against every randomized attack.
+
+    Proposition 1 of the paper bounds the support by (|X| + 1)^|C|. |C| attacks already suffice:
+    Val(A, P) = min_c v_c for v = sum_i p_i M(delta_i) / |X|, a point of the convex hull H of the
+    finite set of count vectors M(delta) in R^|C|. At a maximiser v*, v* lies on the boundary of H
+    (else v* + t(1, ..., 1) is in H for a small t > 0 and has a larger min), hence in a proper face
+    of dimension <= |C| - 1, and Caratheodory's theorem in that face writes v* with at most |C|
+    vectors M(delta). For alpha = 1 one attack suffices (Lemma 2). tests/test_ensemble.py checks the
+    bound by enumeration."""
     n_classifiers, n_points = len(problem.classifiers), len(problem.points)
-    return problem.alpha >= 1.0 or problem.attacks >= (n_points + 1) ** n_classifiers
+    return problem.alpha >= 1.0 or problem.attacks >= min(n_classifiers, (n_points + 1) ** n_classifiers)
 
 
 def find_attack(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
