@@ -40,6 +40,7 @@ test: install
 bench: run
 	$(BIN)/python -m nnassure.bench
 	$(BIN)/python -m nnassure.bench_proven
+	$(BIN)/python -m nnassure.bench_ensemble
 
 lint: install
 	$(BIN)/ruff check src tests
