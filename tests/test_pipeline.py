@@ -47,6 +47,9 @@ def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
             assert (smoke_run / "tables" / f"{table}.{ext}").stat().st_size > 0
     for ext in ("png", "pdf"):
         assert (smoke_run / "figures" / f"pv_fig1.{ext}").stat().st_size > 0
+    for table in ("en_table1", "en_table2", "en_table3", "en_table4", "en_table5", "en_table6"):
+        for ext in ("csv", "md", "tex", "compare.md"):
+            assert (smoke_run / "tables" / f"{table}.{ext}").exists()
     assert (smoke_run / "logs" / "train" / "a_c10.log").exists()
     assert (smoke_run / "benchmarks" / "certify" / "a_c10.tsv").exists()
 
@@ -103,6 +106,46 @@ def test_proven_results_and_tables_keep_their_invariants(smoke_run: Path) -> Non
     assert (verified["proven_accuracy"] <= verified["accuracy"] + 1e-12).all()
 
 
+def test_ensemble_rows_are_machine_readable_and_their_attacks_recheck(smoke_run: Path) -> None:
+    import hashlib
+    import json
+
+    from nnassure.ensemble import attack_value, network_layers
+    from nnassure.models import load_model
+
+    for row in (25, 26):  # conf/experiment/smoke.yaml
+        document = json.loads((smoke_run / "ensemble" / "rows" / f"{row}.json").read_text())
+        assert document["format"] == "nnassure.ensemble-row/1"
+        benchmark = document["benchmark"]
+        assert benchmark["id"] == row and benchmark["instance"] == "mnist_7_8-6x6"
+        assert set(document["methods"]) == {"milp_highs", "milp_gurobi", "maxmilp", "smt", "baselines"}
+        classifiers = []
+        for entry in document["classifiers"]:
+            path = smoke_run.parents[1] / entry["file"]
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+            model = load_model(path.with_suffix(""))
+            assert model.metadata["test_accuracy"] >= 0.9
+            classifiers.append(network_layers(model.model))
+        assert len(classifiers) == benchmark["classifiers"]
+        arrays = np.load(smoke_run / "ensemble" / "rows" / document["attacks_file"])
+        points, labels = arrays["points"], arrays["labels"]
+        assert points.shape == (benchmark["points"], 36) and list(labels) == document["points"]["labels"]
+        for name, record in document["methods"].items():
+            if record["verdict"] == "attack":
+                deltas, probabilities = arrays[f"{name}_deltas"], arrays[f"{name}_probabilities"]
+                assert np.abs(deltas).sum(axis=-1).max() <= benchmark["eps"] * (1 + 1e-12)
+                value = attack_value(classifiers, points, labels, deltas, probabilities)
+                assert value >= benchmark["alpha"] - 1e-9 and value == pytest.approx(record["value"])
+            elif record["verdict"] == "robust":
+                # |A| >= |C| or alpha = 1 makes the proof cover every randomized attack
+                expected = benchmark["alpha"] >= 1 or benchmark["attacks"] >= benchmark["classifiers"]
+                assert record["complete"] == expected
+        # both MILP backends give the same verdict on these small rows
+        assert document["methods"]["milp_highs"]["verdict"] == document["methods"]["milp_gurobi"]["verdict"]
+    table = pd.read_csv(smoke_run / "tables" / "en_table4.csv")
+    assert set(table["id"]) == {25, 26}
+
+
 def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smoke_run: Path) -> None:
     workdir = smoke_run.parents[1]
     dry = snakemake(workdir, "-n")
@@ -122,6 +165,13 @@ def test_same_seed_gives_byte_identical_tables(smoke_run: Path, tmp_path: Path) 
     other = tmp_path / "results" / "smoke" / "tables"
     names = sorted(p.name for p in (smoke_run / "tables").iterdir())
     assert names == sorted(p.name for p in other.iterdir())
-    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "tables", other, names, shallow=False)
+    # The ensemble tables report solver times, which differ between runs; their verdicts must not.
+    timed = [n for n in names if n.startswith("en_")]
+    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "tables", other, [n for n in names if n not in timed],
+                                               shallow=False)
     assert not mismatch and not errors, mismatch
+    for name in (n for n in timed if n.endswith(".csv")):
+        ours, theirs = (pd.read_csv(d / name) for d in (smoke_run / "tables", other))
+        columns = [c for c in ours.columns if c not in ("seconds",)]
+        pd.testing.assert_frame_equal(ours[columns], theirs[columns])
     shutil.rmtree(tmp_path / "results")
