@@ -27,13 +27,14 @@ class BaselineValues:
 
 
 def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
-                           margin: float = 1e-4) -> tuple[np.ndarray, float]:
+                           margin: float = 1e-4, bounds: str = "interval", threads: int = 1
+                           ) -> tuple[np.ndarray, float]:
     """delta_c for every classifier: one attack maximising c's misclassified points."""
     attacks, seconds = [], 0.0
     for layers in problem.classifiers:
         single = AttackProblem([layers], problem.points, problem.labels, 1, problem.eps, 0.0)
-        encoding = encode(single, "max-sum", margin=margin)
-        solution = solve(encoding.model, backend, time_limit)
+        encoding = encode(single, "max-sum", bounds, margin)
+        solution = solve(encoding.model, backend, time_limit, threads)
         seconds += solution.seconds
         if not solution.feasible:
             raise RuntimeError(f"no attack found for a single classifier ({solution.status}); alpha = 0 is always "
@@ -43,8 +44,9 @@ def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_
     return np.array(attacks), seconds
 
 
-def baseline_values(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0) -> BaselineValues:
-    attacks, seconds = per_classifier_attacks(problem, backend, time_limit)
+def baseline_values(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0, margin: float = 1e-4,
+                    bounds: str = "interval", threads: int = 1) -> BaselineValues:
+    attacks, seconds = per_classifier_attacks(problem, backend, time_limit, margin, bounds, threads)
     n = len(attacks)
     uniform = attack_value(problem.classifiers, problem.points, problem.labels, attacks, np.full(n, 1.0 / n))
     best = max(attack_value(problem.classifiers, problem.points, problem.labels, attacks[c:c + 1], np.ones(1))

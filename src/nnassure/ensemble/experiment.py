@@ -139,7 +139,8 @@ def run_row(problem: AttackProblem, settings: SolveSettings, progress: Any = Non
             arrays["smt_deltas"], arrays["smt_probabilities"] = deltas, probabilities
         step("smt")
     try:
-        baselines = baseline_values(problem, settings.table_backend, settings.time_limit)
+        baselines = baseline_values(problem, settings.table_backend, settings.time_limit, settings.margin,
+                                    settings.bounds, settings.threads)
         methods["baselines"] = {"verdict": "done", "uniform": baselines.uniform,
                                 "best_deterministic": baselines.best_deterministic,
                                 "backend": settings.table_backend, "seconds": baselines.seconds}
