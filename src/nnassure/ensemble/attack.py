@@ -10,12 +10,14 @@ only within the solver's tolerance of the boundary is reported as ``boundary``, 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from nnassure.ensemble.check import best_probabilities, check_attack, loss_counts
-from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, encode
+from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, complete_assignment, encode
 from nnassure.ensemble.milp import solve
 
 VERDICTS = ("attack", "robust", "boundary", "timeout")
@@ -50,14 +52,49 @@ def attacks_suffice(problem: AttackProblem) -> bool:
     return problem.alpha >= 1.0 or problem.attacks >= min(n_classifiers, (n_points + 1) ** n_classifiers)
 
 
+def best_start(problem: AttackProblem, candidates: Sequence[tuple[np.ndarray, np.ndarray]], objective: str
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The candidate attack, cut or padded to |A| attacks, that satisfies Eq. (4) and scores best on
+    the objective (max-sum: sum_c sum_i p_i M_c(delta_i); otherwise Val). None if none qualifies."""
+    n_points, dim = problem.points.shape
+    best, best_score = None, -np.inf
+    for deltas, probabilities in candidates:
+        order = np.argsort(-np.asarray(probabilities), kind="stable")[: problem.attacks]
+        deltas = np.asarray(deltas)[order]
+        counts = loss_counts(problem.classifiers, problem.points, problem.labels, deltas)
+        probabilities, value = best_probabilities(counts, n_points)
+        if value < problem.alpha:
+            continue
+        padding = problem.attacks - len(deltas)
+        deltas = np.concatenate([deltas, np.zeros((padding, n_points, dim))])
+        probabilities = np.concatenate([probabilities, np.zeros(padding)])
+        score = float((counts @ probabilities[: len(order)]).sum()) if objective == "max-sum" else value
+        if score > best_score:
+            best, best_score = (deltas, probabilities), score
+    return best
+
+
 def find_attack(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
                 objective: str = "feasibility", bounds: str = "interval", margin: float = 1e-4,
-                threads: int = 1) -> AttackResult:
-    """Solve ``problem``; every returned attack has been re-evaluated by :func:`check_attack`."""
+                threads: int = 1, starts: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> AttackResult:
+    """Solve ``problem``; every returned attack has been re-evaluated by :func:`check_attack`.
+
+    ``starts``: attacks (deltas, probabilities) already known, e.g. the MILP's attack for MaxMILP;
+    the best one that satisfies the encoding is handed to the solver as a MIP start (its time
+    counts in ``seconds``), which then only has to improve on it."""
     seconds = 0.0
     encoding = encode(problem, objective, bounds, margin)
     relus = {"unstable": encoding.unstable_relus, "stable": encoding.stable_relus}
-    solution = solve(encoding.model, backend, time_limit, threads)
+    start = None
+    note = ""
+    chosen = best_start(problem, starts, objective) if starts else None
+    if chosen is not None:
+        started = time.perf_counter()
+        start = complete_assignment(encoding, *chosen, time_limit=time_limit)
+        seconds += time.perf_counter() - started
+        note = "MIP start from a known attack; " if start is not None else ""
+    solution = solve(encoding.model, backend, max(time_limit - seconds, 1.0), threads, start)
+    solution.note = note + solution.note
     seconds += solution.seconds
     if solution.feasible:
         deltas, _ = attack_from_solution(encoding, solution.values)

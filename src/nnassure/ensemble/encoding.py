@@ -271,3 +271,23 @@ def attack_from_solution(encoding: Encoding, values: np.ndarray) -> tuple[np.nda
     deltas = np.where(norms > eps, deltas * (eps / np.maximum(norms, 1e-300)), deltas)
     probabilities = np.clip(values[encoding.probability], 0.0, 1.0)
     return deltas, probabilities / probabilities.sum()
+
+
+def complete_assignment(encoding: Encoding, deltas: np.ndarray, probabilities: np.ndarray,
+                        time_limit: float = 30.0) -> np.ndarray | None:
+    """A full assignment of ``encoding``'s variables extending the attack (deltas, probabilities),
+    for use as a MIP start, or None if the attack does not satisfy the encoding. The model with
+    delta and p fixed is solved: every network variable is then determined by its rows, and the
+    loss binaries by the misclassifications, so HiGHS settles it in presolve."""
+    from nnassure.ensemble.milp import solve
+
+    model = encoding.model
+    fixed = LinearModel(list(model.lower), list(model.upper), model.integer, model.names, model.rows,
+                        model.objective, model.maximize)
+    # a hair inside the ball, so that sum |delta| <= eps holds despite rounding
+    for index, value in zip(encoding.delta.ravel(), (np.asarray(deltas) * (1 - 1e-9)).ravel(), strict=True):
+        fixed.lower[index] = fixed.upper[index] = float(value)
+    for index, value in zip(encoding.probability, probabilities, strict=True):
+        fixed.lower[index] = fixed.upper[index] = float(value)
+    solution = solve(fixed, "highs", time_limit)
+    return solution.values if solution.feasible else None

@@ -104,7 +104,7 @@ class Solution:
         return self.values is not None
 
 
-def _solve_highs(model: LinearModel, time_limit: float, threads: int) -> Solution:
+def _solve_highs(model: LinearModel, time_limit: float, threads: int, start: np.ndarray | None = None) -> Solution:
     import time
 
     import highspy
@@ -129,6 +129,9 @@ def _solve_highs(model: LinearModel, time_limit: float, threads: int) -> Solutio
     if model.n_rows:
         h.addRows(model.n_rows, np.clip(row_lo, -inf, inf), np.clip(row_hi, -inf, inf), a.nnz,
                   a.indptr[:-1].astype(np.int32), a.indices.astype(np.int32), a.data)
+    if start is not None:
+        # a MIP start: HiGHS checks it and keeps it as the first incumbent if it is feasible
+        h.setSolution(model.n_variables, np.arange(model.n_variables, dtype=np.int32), np.asarray(start, np.float64))
     started = time.perf_counter()
     h.run()
     seconds = time.perf_counter() - started
@@ -147,7 +150,7 @@ def _solve_highs(model: LinearModel, time_limit: float, threads: int) -> Solutio
     return Solution(name, "highs", values, objective, seconds, note=h.modelStatusToString(status))
 
 
-def _solve_gurobi(model: LinearModel, time_limit: float, threads: int) -> Solution:
+def _solve_gurobi(model: LinearModel, time_limit: float, threads: int, start: np.ndarray | None = None) -> Solution:
     import gurobipy as gp
     from gurobipy import GRB
 
@@ -171,6 +174,8 @@ def _solve_gurobi(model: LinearModel, time_limit: float, threads: int) -> Soluti
         if equal.any():
             m.addMConstr(a[equal], x, "=", row_hi[equal])
         m.setObjective(model.objective_vector() @ x, GRB.MAXIMIZE if model.maximize else GRB.MINIMIZE)
+        if start is not None:
+            x.Start = np.asarray(start, np.float64)
         m.optimize()
         if m.Status == GRB.INF_OR_UNBD:
             # Presolve's dual reductions cannot tell the two apart; solve again without them.
@@ -192,22 +197,24 @@ def _solve_gurobi(model: LinearModel, time_limit: float, threads: int) -> Soluti
         env.dispose()
 
 
-def solve(model: LinearModel, backend: str = "highs", time_limit: float = 60.0, threads: int = 1) -> Solution:
-    """Solve with ``backend``; a model beyond Gurobi's pip licence is solved by HiGHS instead."""
+def solve(model: LinearModel, backend: str = "highs", time_limit: float = 60.0, threads: int = 1,
+          start: np.ndarray | None = None) -> Solution:
+    """Solve with ``backend``; a model beyond Gurobi's pip licence is solved by HiGHS instead.
+    ``start`` is an optional full assignment handed to the solver as a MIP start."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown MILP backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend == "highs":
-        return _solve_highs(model, time_limit, threads)
+        return _solve_highs(model, time_limit, threads, start)
     import gurobipy as gp
 
     try:
-        return _solve_gurobi(model, time_limit, threads)
+        return _solve_gurobi(model, time_limit, threads, start)
     except gp.GurobiError as exc:
         if exc.errno != GUROBI_SIZE_LIMIT_ERROR:
             raise
         reason = (f"Gurobi's size-limited licence refused the model ({model.n_variables} variables, "
                   f"{model.n_rows} constraints; GurobiError {exc.errno}); solved with HiGHS instead")
         log.warning(reason)
-        solution = _solve_highs(model, time_limit, threads)
+        solution = _solve_highs(model, time_limit, threads, start)
         solution.note = reason + "; " + solution.note
         return solution
