@@ -911,3 +911,49 @@ def test_sign_pair_instances_reach_the_issues_accuracy():
     assert data.x.shape[1] == 300  # 10 x 10 RGB
     _, accuracies, _ = train_ensemble(data, 2, ClassifierShape(depth=2, width=10), max_epochs=60)
     assert min(accuracies) >= 0.8  # the issue's bar for signs
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. MIP starts (MaxMILP starts from attacks already found)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_complete_assignment_extends_an_attack_to_a_feasible_point(kind):
+    from nnassure.ensemble.encoding import complete_assignment
+
+    problem = paper_problem(kind, 2, 2.0, 0.5)
+    encoding = encode(problem, "max-sum", margin=1e-4)
+    # delta_1 moves x1 to -1.5 (fools A), delta_2 to +1.5 (fools B), half each: Val 1/2
+    deltas = np.array([[[-1.5, 0.0]], [[1.5, 0.0]]])
+    values = complete_assignment(encoding, deltas, np.array([0.5, 0.5]))
+    assert values is not None
+    a, lower, upper = encoding.model.matrix()
+    rows = a @ values
+    assert np.all(rows >= lower - 1e-6) and np.all(rows <= upper + 1e-6)
+    assert np.allclose(values[encoding.delta], deltas * (1 - 1e-9))
+    # the fixed model sets every loss the attack causes: A on attack 1, B on attack 2
+    assert values[encoding.loss].round().tolist() == [[[1.0], [0.0]], [[0.0], [1.0]]]
+    # an attack below alpha is no start: Eq. (4) cannot hold
+    assert complete_assignment(encoding, np.zeros((2, 1, 2)), np.array([0.5, 0.5])) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_best_start_qualifies_candidates_and_the_started_solve_stays_exact(backend):
+    from nnassure.ensemble.attack import best_start
+
+    problem = paper_problem("relu", 2, 2.0, 0.5)
+    left, right = np.array([[[-1.5, 0.0]]]), np.array([[[1.5, 0.0]]])
+    # one-attack candidates have Val 0 < alpha; the pair qualifies (and is padded / cut to |A| = 2)
+    assert best_start(problem, [(left, np.ones(1)), (right, np.ones(1))], "max-sum") is None
+    both = (np.concatenate([left, right, np.zeros((1, 1, 2))]), np.array([0.5, 0.5, 0.0]))
+    chosen = best_start(problem, [both], "max-sum")
+    assert chosen is not None and chosen[0].shape == (2, 1, 2)
+    assert attack_value(*paper_example("relu")[:1], problem.points, problem.labels, *chosen) == 0.5
+    started = find_attack(problem, backend, TIME_LIMIT, objective="max-val", starts=[both])
+    plain = find_attack(problem, backend, TIME_LIMIT, objective="max-val")
+    assert started.verdict == plain.verdict == "attack" and started.optimal
+    assert started.value == plain.value == 0.5
+    assert "MIP start" in started.note
+    # a start never turns an infeasible problem feasible
+    above = paper_problem("relu", 2, 2.0, 0.51)
+    assert find_attack(above, backend, TIME_LIMIT, starts=[both]).verdict == "robust"
