@@ -89,7 +89,8 @@ def _torch_network(layers: Sequence[Layer]) -> tuple[nn.Sequential, list[int | N
             owner.append(linear(layer.weight, layer.bias, layer.relu))
     modules: list[nn.Module] = []
     for weight, bias, relu in matrices:
-        module = nn.Linear(weight.shape[1], weight.shape[0])
+        # float64 from the start: a float32 module would round the weights before CROWN sees them
+        module = nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
         with torch.no_grad():
             module.weight.copy_(torch.as_tensor(weight))
             module.bias.copy_(torch.as_tensor(bias))
@@ -153,7 +154,12 @@ class L1BoundEngine:
         for layer, tight in zip(self.layers, crown, strict=True):
             (box_lower, box_upper), = interval_bounds([layer], lower, upper)
             if tight is not None:
-                box_lower, box_upper = np.maximum(box_lower, tight[0]), np.minimum(box_upper, tight[1])
+                lower_cut, upper_cut = np.maximum(box_lower, tight[0]), np.minimum(box_upper, tight[1])
+                # Both enclose the true range; where rounding makes the intersection empty (eps = 0),
+                # keep their union instead.
+                crossed = lower_cut > upper_cut
+                box_lower = np.where(crossed, np.minimum(box_lower, tight[0]), lower_cut)
+                box_upper = np.where(crossed, np.maximum(box_upper, tight[1]), upper_cut)
             result.append((box_lower, box_upper))
             relu = isinstance(layer, DenseLayer) and layer.relu
             lower, upper = (np.maximum(box_lower, 0), np.maximum(box_upper, 0)) if relu else (box_lower, box_upper)

@@ -87,9 +87,20 @@ def _point_bounds(problem: AttackProblem, bounds: str) -> list[list[list[tuple[n
         from nnassure.ensemble.bounds import L1BoundEngine
 
         engines = [L1BoundEngine(layers) for layers in problem.classifiers]
-        return [[engine.bounds(x, problem.eps) for x in problem.points] for engine in engines]
-    return [[interval_bounds(layers, x - problem.eps, x + problem.eps) for x in problem.points]
-            for layers in problem.classifiers]
+        raw = [[engine.bounds(x, problem.eps) for x in problem.points] for engine in engines]
+    else:
+        raw = [[interval_bounds(layers, x - problem.eps, x + problem.eps) for x in problem.points]
+               for layers in problem.classifiers]
+    return [[[_widened(lower, upper) for lower, upper in point] for point in classifier] for classifier in raw]
+
+
+# Bounds are computed in floating point; widening them by far more than its rounding keeps every
+# big-M constant valid (a bound a hair too tight would cut off genuine attacks).
+BOUND_SLACK = 1e-9
+
+
+def _widened(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return lower - BOUND_SLACK * (1 + np.abs(lower)), upper + BOUND_SLACK * (1 + np.abs(upper))
 
 
 Expression = tuple[np.ndarray, np.ndarray, float]  # variable indices, coefficients, constant
@@ -150,6 +161,11 @@ def _encode_max_pool(model: LinearModel, layer: MaxPoolLayer, current: list[Expr
             outputs.append(current[candidates[0]])
             continue
         top = max(upper[r] for r in candidates)
+        if top <= best_lower:
+            # every input lies below best_lower and one lies above it: the maximum is that constant
+            # (e.g. a window of ReLUs that are all inactive)
+            outputs.append((np.zeros(0, np.int64), np.zeros(0), float(best_lower)))
+            continue
         y = model.add_variables(1, best_lower, top, name="pool")[0]
         chosen = model.add_binaries(len(candidates), name="argmax")
         binaries += len(candidates)
