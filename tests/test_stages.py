@@ -151,3 +151,84 @@ def test_train_classifier_with_a_missing_data_set_is_rejected(tmp_path: Path, ca
                            _args(tmp_path, "proven.model=signs_relu_1x16"))
     assert "signs.npz" in message
     assert not (tmp_path / "smoke" / "models").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ensemble stages (smoke runs rows 25 and 26 of instance mnist_7_8-6x6, 3 classifiers on 36 inputs)
+# ---------------------------------------------------------------------------------------------
+
+def test_ensemble_row_without_a_row_is_rejected(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_row
+
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path))
+    assert "ensemble.row" in message
+
+
+def test_ensemble_row_outside_the_experiment_is_rejected(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_row
+
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=3"))
+    assert "ensemble.row=3" in message and "[25, 26]" in message
+
+
+def test_ensemble_row_with_a_missing_classifier_is_rejected(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_row
+
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25"))
+    assert "not found" in message and "mnist_7_8-6x6" in message
+    assert not ExperimentPaths(tmp_path, "smoke").ensemble_row(25).exists()
+
+
+def test_ensemble_row_with_classifiers_that_do_not_fit_is_rejected(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_row
+
+    paths = ExperimentPaths(tmp_path, "smoke")
+    for k in (1, 2, 3):  # 64 inputs where the 6x6 row needs 36
+        save_model(MLP(MLPSpec(depth=1, width=4, input_dim=64, outputs=2)),
+                   paths.ensemble_classifier_stem("mnist_7_8-6x6", k))
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25"))
+    assert "do not fit" in message and "retrain" in message
+    assert not paths.ensemble_row(25).exists() and not paths.ensemble_attacks(25).exists()
+
+
+def test_ensemble_train_needs_an_instance_and_an_index_in_range(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_train
+
+    message = _run_failing(capsys, "ensemble_train", ensemble_train.main, _args(tmp_path))
+    assert "ensemble.instance" in message and "ensemble.classifier" in message
+    message = _run_failing(capsys, "ensemble_train", ensemble_train.main,
+                           _args(tmp_path, "ensemble.instance=mnist_7_8-6x6", "ensemble.classifier=4"))
+    assert "ensemble.classifier=4" in message and "3 classifiers" in message
+    message = _run_failing(capsys, "ensemble_train", ensemble_train.main,
+                           _args(tmp_path, "ensemble.instance=mnist_0_1-8x8", "ensemble.classifier=1"))
+    assert "ensemble.instance" in message  # not among the smoke rows' instances
+
+
+def test_ensemble_train_below_the_accuracy_bar_writes_nothing(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import ensemble_train
+
+    message = _run_failing(capsys, "ensemble_train", ensemble_train.main,
+                           _args(tmp_path, "ensemble.instance=mnist_7_8-6x6", "ensemble.classifier=1",
+                                 "ensemble.max_epochs=1", "ensemble.training_attempts=1",
+                                 "ensemble.min_accuracy_digits=1.0"))
+    assert "below the bar 1.0" in message
+    stem = ExperimentPaths(tmp_path, "smoke").ensemble_classifier_stem("mnist_7_8-6x6", 1)
+    assert not stem.with_suffix(".safetensors").exists()
+
+
+def test_ensemble_train_writes_a_classifier_at_the_bar(tmp_path: Path) -> None:
+    from nnassure.models import load_model
+    from nnassure.stages import ensemble_train
+
+    run_stage("ensemble_train", ensemble_train.main,
+              _args(tmp_path, "ensemble.instance=mnist_7_8-6x6", "ensemble.classifier=2"))
+    model = load_model(ExperimentPaths(tmp_path, "smoke").ensemble_classifier_stem("mnist_7_8-6x6", 2))
+    assert model.metadata["optimizer"] == "sgd" and model.metadata["test_accuracy"] >= 0.9
+    assert model.model.spec.input_dim == 36 and model.model.spec.outputs == 2
+
+
+def test_report_ensemble_without_row_results_is_rejected(tmp_path: Path, capsys) -> None:
+    from nnassure.stages import report_ensemble
+
+    message = _run_failing(capsys, "report_ensemble", report_ensemble.main, _args(tmp_path))
+    assert "25.json" in message and "ensemble_row" in message

@@ -14,7 +14,7 @@ from nnassure.ensemble.encoding import AttackProblem
 from nnassure.ensemble.experiment import SolveSettings, instance_data, row_document, run_row
 from nnassure.ensemble.instances import attack_points
 from nnassure.ensemble.layers import network_layers
-from nnassure.errors import ConfigError
+from nnassure.errors import ConfigError, InputFileError
 from nnassure.io import atomic_path, write_json
 from nnassure.models import load_model
 from nnassure.paths import ExperimentPaths
@@ -41,12 +41,22 @@ def load_problem(cfg: DictConfig, row: int) -> tuple[object, AttackProblem, np.n
     stems = [paths.ensemble_classifier_stem(benchmark.instance, c + 1) for c in range(benchmark.classifiers)]
     models = [load_model(stem).model for stem in stems]
     data = instance_data(benchmark, e.signs_per_class, e.seed)
+    for stem, model in zip(stems, models, strict=True):
+        if model.spec.input_dim != data.x.shape[1] or model.spec.outputs != 2:
+            raise InputFileError(f"benchmark {row}: {stem} takes {model.spec.input_dim} inputs and gives "
+                                 f"{model.spec.outputs} logits, the row needs {data.x.shape[1]} and 2: the classifiers "
+                                 "do not fit the row; retrain them (ensemble_train)")
     try:
         points = attack_points(models, data, benchmark.points, e.seed)
     except ValueError as exc:
-        raise ConfigError(f"benchmark {row}: {exc}") from None
-    problem = AttackProblem([network_layers(m) for m in models], data.x[points].astype(np.float64),
-                            data.labels[points], benchmark.attacks, benchmark.eps, benchmark.alpha)
+        raise InputFileError(f"benchmark {row}: {exc}; the classifiers in {stems[0].parent} do not fit the data "
+                             "(retrain them)") from None
+    try:
+        problem = AttackProblem([network_layers(m) for m in models], data.x[points].astype(np.float64),
+                                data.labels[points], benchmark.attacks, benchmark.eps, benchmark.alpha)
+    except ValueError as exc:
+        raise InputFileError(f"benchmark {row}: the classifiers in {stems[0].parent} do not fit the row ({exc}); "
+                             "retrain them (ensemble_train)") from None
     return benchmark, problem, points, [str(stem.with_suffix(".safetensors")) for stem in stems]
 
 

@@ -22,6 +22,8 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError("ensemble.instance and ensemble.classifier name the classifier to train, e.g. "
                           "ensemble.instance=mnist_0_1-8x8 ensemble.classifier=1")
     benchmarks = selected_benchmarks(e)
+    if e.instance not in {b.instance for b in benchmarks}:
+        raise ConfigError(f"ensemble.instance={e.instance}: no row of this experiment (ensemble.rows) uses it")
     size = instance_size(benchmarks, e.instance)
     if e.classifier > size:
         raise ConfigError(f"ensemble.classifier={e.classifier}: the rows of {e.instance} use {size} classifiers")
