@@ -5,7 +5,8 @@ Writes results/bench/ensemble.md. The per-row times are those of the experiment'
 jobs (``make run`` has just made them, with the experiment's time limit). A row the paper solved
 but the run did not is solved again with HiGHS under the paper's own time for that row (capped by
 ``--cap``), so "solved within the paper's time" is measured, not assumed. Then the largest rows
-(most network copies x inputs) are solved with interval and with LiRPA big-M in one run.
+(most network copies x inputs), and every row with a small enough eps for bounds over the ball to
+matter, are solved with interval and with LiRPA big-M in one run.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _cell(record: dict[str, Any] | None) -> str:
     return f"{shown}, {kind}"
 
 
-def run(experiment: str, cap: float, big_m_limit: float, largest: int, threads: int) -> str:
+def run(experiment: str, cap: float, big_m_limit: float, largest: int, threads: int, sweep_eps: float = 10.0,
+        sweep_limit: float = 60.0) -> str:
     cfg = compose([f"experiment={experiment}"])
     paths = ExperimentPaths.from_config(cfg)
     e = cfg.ensemble
@@ -95,26 +97,40 @@ def run(experiment: str, cap: float, big_m_limit: float, largest: int, threads: 
         sizes.append((copies * benchmark.height * benchmark.width, benchmark.id))
     lines += ["", f"Rows the paper solved: {solved_by_paper}; solved here within the paper's time: {met}.", ""]
 
+    by_size = [row for _, row in sorted(sizes, reverse=True)[:largest]]
     lines += ["## Naive versus LiRPA-tightened big-M", "",
-              f"The {largest} largest rows (network copies |C||A||X| x inputs), HiGHS, feasibility with margin "
-              f"{e.margin:g} then the exact proof, {big_m_limit:g} s limit each, one run.", "",
-              "| ID | big-M | verdict | seconds | unstable ReLUs | stable ReLUs | speed-up |",
-              "|---|---|---|---|---|---|---|"]
-    for _, row in tqdm(sorted(sizes, reverse=True)[:largest], desc="big-M"):
+              f"HiGHS, feasibility with margin {e.margin:g} then the exact proof, one run per row and bound. First the "
+              f"{largest} largest rows (network copies |C||A||X| x inputs; {big_m_limit:g} s limit), then every row "
+              f"with eps <= {sweep_eps:g}, where bounds over the ball can make ReLUs stable ({sweep_limit:g} s limit; "
+              "at eps 50-1000 both kinds leave every ReLU unstable).", "",
+              "| ID | eps | big-M | verdict | seconds | unstable ReLUs | stable ReLUs | speed-up |",
+              "|---|---|---|---|---|---|---|---|"]
+    swept = [b.id for b in benchmarks if b.eps <= sweep_eps and b.id not in by_size]
+    eps_of = {b.id: b.eps for b in benchmarks}
+    speedups = []
+    for row in tqdm(by_size + swept, desc="big-M"):
+        limit = big_m_limit if row in by_size else sweep_limit
         problem = load_problem(cfg, row)[1]
-        results = {bounds: find_attack(problem, "highs", big_m_limit, "feasibility", bounds, e.margin, threads)
+        results = {bounds: find_attack(problem, "highs", limit, "feasibility", bounds, e.margin, threads)
                    for bounds in ("interval", "lirpa")}
         naive, tight = results["interval"], results["lirpa"]
         if tight.verdict == "timeout":
             speedup = "n/a (LiRPA timed out)"
         elif naive.verdict == "timeout":
             speedup = f"> {naive.seconds / tight.seconds:.1f}x (interval timed out)"
+            speedups.append((naive.seconds / tight.seconds, row, True))
         else:
             speedup = f"{naive.seconds / tight.seconds:.1f}x"
+            speedups.append((naive.seconds / tight.seconds, row, False))
         for bounds, result in results.items():
-            lines.append(f"| {row} | {bounds} | {result.verdict} | {result.seconds:.2f} | "
+            lines.append(f"| {row} | {eps_of[row]:g} | {bounds} | {result.verdict} | {result.seconds:.2f} | "
                          f"{result.relus.get('unstable')} | {result.relus.get('stable')} | "
                          f"{speedup if bounds == 'lirpa' else ''} |")
+    if speedups:
+        best = max(speedups)
+        lines += ["", f"Largest speed-up: row {best[1]}, {'more than ' if best[2] else ''}{best[0]:.1f}x. On the "
+                  f"largest rows ({', '.join(map(str, by_size))}): "
+                  + ", ".join(f"{s:.1f}x" for s, r, _ in speedups if r in by_size) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -124,10 +140,13 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=300.0, help="longest re-solve of an unsolved row (s)")
     parser.add_argument("--big-m-limit", type=float, default=300.0, help="time limit of each big-M solve (s)")
     parser.add_argument("--largest", type=int, default=2, help="rows compared with naive and tight big-M")
+    parser.add_argument("--sweep-eps", type=float, default=10.0, help="also compare big-M on rows with eps <= this")
+    parser.add_argument("--sweep-limit", type=float, default=60.0, help="time limit of each sweep solve (s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("results/bench/ensemble.md"))
     args = parser.parse_args()
-    report = run(args.experiment, args.cap, args.big_m_limit, args.largest, args.threads)
+    report = run(args.experiment, args.cap, args.big_m_limit, args.largest, args.threads, args.sweep_eps,
+                 args.sweep_limit)
     write_text(report, args.out)
     print(report)
 
