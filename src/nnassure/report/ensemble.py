@@ -31,6 +31,8 @@ TABLES = {
     "en_table6": ("table6_attacker_comparison", "Attacker comparison (appendix, Table 6)", "attackers"),
 }
 BENCHMARK_COLUMNS = ["ID", "Name", "|C|", "|A|", "|X|", "dim", "alpha", "eps"]
+LONG_COLUMNS = ["id", "method", "outcome", "value", "seconds", "optimal", "complete", "paper_outcome", "paper_value",
+                "paper_time"]
 
 
 def ensemble_outputs(cfg: DictConfig) -> list[Path]:
@@ -149,10 +151,9 @@ def table(documents: list[dict[str, Any]], table_id: str, milp_method: str) -> t
                               "paper_outcome": paper_outcome(paper_time, paper_value), "paper_value": paper_value,
                               "paper_time": paper_time})
         display_rows.append(cells)
-    display = pd.DataFrame(display_rows)
-    if len(display):
-        display = display.set_index("ID")
-    return pd.DataFrame(long_rows), display
+    display = pd.DataFrame(display_rows, columns=None if display_rows else BENCHMARK_COLUMNS).set_index("ID")
+    # fixed columns, so that a table none of whose rows ran is still a readable (header-only) CSV
+    return pd.DataFrame(long_rows, columns=LONG_COLUMNS), display
 
 
 def _verdict(holds: bool) -> str:
