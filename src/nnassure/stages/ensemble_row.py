@@ -12,8 +12,7 @@ from tqdm import tqdm
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.ensemble.encoding import AttackProblem
 from nnassure.ensemble.experiment import SolveSettings, instance_data, row_document, run_row
-from nnassure.ensemble.instances import attack_points
-from nnassure.ensemble.layers import network_layers
+from nnassure.ensemble.instances import attack_points, attack_problem
 from nnassure.errors import ConfigError, InputFileError
 from nnassure.io import atomic_path, write_json
 from nnassure.models import load_model
@@ -52,8 +51,7 @@ def load_problem(cfg: DictConfig, row: int) -> tuple[object, AttackProblem, np.n
         raise InputFileError(f"benchmark {row}: {exc}; the classifiers in {stems[0].parent} do not fit the data "
                              "(retrain them)") from None
     try:
-        problem = AttackProblem([network_layers(m) for m in models], data.x[points].astype(np.float64),
-                                data.labels[points], benchmark.attacks, benchmark.eps, benchmark.alpha)
+        problem = attack_problem(models, data, points, benchmark.attacks, benchmark.eps, benchmark.alpha)
     except ValueError as exc:
         raise InputFileError(f"benchmark {row}: the classifiers in {stems[0].parent} do not fit the row ({exc}); "
                              "retrain them (ensemble_train)") from None
