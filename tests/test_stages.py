@@ -157,6 +157,12 @@ def test_train_classifier_with_a_missing_data_set_is_rejected(tmp_path: Path, ca
 # Ensemble stages (smoke runs rows 25 and 26 of instance mnist_7_8-6x6, 3 classifiers on 36 inputs)
 # ---------------------------------------------------------------------------------------------
 
+def _write_ensemble_data(tmp_path: Path) -> None:
+    from nnassure.stages import ensemble_data
+
+    run_stage("ensemble_data", ensemble_data.main, _args(tmp_path, "ensemble.instance=mnist_7_8-6x6"))
+
+
 def test_ensemble_row_without_a_row_is_rejected(tmp_path: Path, capsys) -> None:
     from nnassure.stages import ensemble_row
 
@@ -182,6 +188,7 @@ def test_ensemble_row_with_a_missing_classifier_is_rejected(tmp_path: Path, caps
 def test_ensemble_row_with_classifiers_that_do_not_fit_is_rejected(tmp_path: Path, capsys) -> None:
     from nnassure.stages import ensemble_row
 
+    _write_ensemble_data(tmp_path)
     paths = ExperimentPaths(tmp_path, "smoke")
     for k in (1, 2, 3):  # 64 inputs where the 6x6 row needs 36
         save_model(MLP(MLPSpec(depth=1, width=4, input_dim=64, outputs=2)),
@@ -207,6 +214,7 @@ def test_ensemble_train_needs_an_instance_and_an_index_in_range(tmp_path: Path, 
 def test_ensemble_train_below_the_accuracy_bar_writes_nothing(tmp_path: Path, capsys) -> None:
     from nnassure.stages import ensemble_train
 
+    _write_ensemble_data(tmp_path)
     message = _run_failing(capsys, "ensemble_train", ensemble_train.main,
                            _args(tmp_path, "ensemble.instance=mnist_7_8-6x6", "ensemble.classifier=1",
                                  "ensemble.max_epochs=1", "ensemble.training_attempts=1",
@@ -220,6 +228,7 @@ def test_ensemble_train_writes_a_classifier_at_the_bar(tmp_path: Path) -> None:
     from nnassure.models import load_model
     from nnassure.stages import ensemble_train
 
+    _write_ensemble_data(tmp_path)
     run_stage("ensemble_train", ensemble_train.main,
               _args(tmp_path, "ensemble.instance=mnist_7_8-6x6", "ensemble.classifier=2"))
     model = load_model(ExperimentPaths(tmp_path, "smoke").ensemble_classifier_stem("mnist_7_8-6x6", 2))

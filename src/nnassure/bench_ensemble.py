@@ -24,7 +24,18 @@ from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.io import write_text
 from nnassure.paths import ExperimentPaths
 from nnassure.report.ensemble import outcome, paper_outcome
-from nnassure.stages.ensemble_row import load_problem
+from nnassure.ensemble.data import data_source
+from nnassure.ensemble.rows import load_row_inputs
+
+
+def load_problem(cfg: Any, row: int) -> tuple[Any, Any]:
+    e = cfg.ensemble
+    benchmark = {b.id: b for b in selected_benchmarks(e)}[row]
+    paths = ExperimentPaths.from_config(cfg)
+    stems = [paths.ensemble_classifier_stem(benchmark.instance, c + 1) for c in range(benchmark.classifiers)]
+    inputs = load_row_inputs(benchmark, paths.ensemble_instance_data(benchmark.instance),
+                             data_source(benchmark, e.signs_per_class, e.seed), stems, e.seed)
+    return benchmark, inputs.problem
 
 
 def _paper_milp(benchmark: Any) -> tuple[str | None, str | None]:

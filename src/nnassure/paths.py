@@ -1,4 +1,5 @@
-"""Where every artifact lives: results/<experiment>/<stage>/... (design.md, "Artifacts").
+"""Where every artifact lives: results/<experiment>/<stage>/..., one directory per experiment so
+that experiments never overwrite each other's files.
 
 The Snakefile and the stage entry points both build paths here, so they always agree.
 """
@@ -68,6 +69,11 @@ class ExperimentPaths:
     def ensemble_classifier_stem(self, instance: str, index: int) -> Path:
         """Classifier ``index`` (1-based) of an ensemble benchmark instance, e.g. mnist_0_1-8x8."""
         return self.root / "ensemble" / instance / f"c{index}"
+
+    def ensemble_instance_data(self, instance: str) -> Path:
+        """The data set of an ensemble instance (written by ensemble_data, read by ensemble_train and
+        ensemble_row), e.g. ensemble/data/mnist_0_1-8x8.npz."""
+        return self.root / "ensemble" / "data" / f"{instance}.npz"
 
     def ensemble_row(self, row: int | str) -> Path:
         return self.root / "ensemble" / "rows" / f"{row}.json"

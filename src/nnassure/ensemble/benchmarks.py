@@ -116,3 +116,21 @@ def selected_benchmarks(ensemble: Any) -> list[Benchmark]:
     rows = parse_benchmarks(OmegaConf.to_container(ensemble.benchmarks, resolve=True))
     chosen = set(ensemble.rows)
     return [r for r in rows if not chosen or r.id in chosen]
+
+
+def row_benchmark(benchmarks: list[Benchmark], row: int) -> Benchmark:
+    """The experiment's row ``row``; a row outside the experiment is a :class:`ConfigError`."""
+    by_id = {b.id: b for b in benchmarks}
+    if row not in by_id:
+        raise ConfigError(f"ensemble.row={row} is not among the experiment's rows {sorted(by_id)}")
+    return by_id[row]
+
+
+def instance_benchmark(benchmarks: list[Benchmark], instance: str) -> Benchmark:
+    """The first of the experiment's rows that attack ``instance``: the rows of one instance share
+    its data set and classifier architecture, so any of them describes both. An instance no row
+    of the experiment uses is a :class:`ConfigError`."""
+    for benchmark in benchmarks:
+        if benchmark.instance == instance:
+            return benchmark
+    raise ConfigError(f"ensemble.instance={instance}: no row of this experiment (ensemble.rows) uses it")

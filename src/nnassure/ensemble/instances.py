@@ -14,8 +14,9 @@ points X they are attacked on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from nnassure.data.images import load_digits_images, split_indices
 from nnassure.data.signs import render_signs
 from nnassure.ensemble.encoding import AttackProblem
 from nnassure.ensemble.layers import network_layers
+from nnassure.errors import NnassureError
 from nnassure.models import MLP, ConvNet, ConvSpec, MLPSpec
 from nnassure.training import predict_classes, train_classifier
 
@@ -89,6 +91,48 @@ def train_ensemble(data: PairData, n_classifiers: int, shape: ClassifierShape, s
         accuracies.append(float(np.mean(predict_classes(result.model, x_test) == y_test)))
         optimizers.append(optimizer)
     return models, accuracies, optimizers
+
+
+class AccuracyBarError(NnassureError):
+    """No seed gave a classifier that reaches the test-accuracy bar."""
+
+
+@dataclass
+class TrainedClassifier:
+    model: MLP | ConvNet
+    accuracy: float  # on the test split
+    optimizer: str  # adam | sgd
+    seed: int  # the seed of the attempt that gave this classifier
+
+
+def train_to_bar(data: PairData, shape: ClassifierShape, index: int, bar: float, attempts: int, seed: int = 0,
+                 max_epochs: int = 100, progress: bool = False,
+                 on_attempt: Callable[[dict[str, Any]], None] | None = None) -> TrainedClassifier:
+    """Classifier ``index`` (1-based) of an ensemble, trained until its test accuracy reaches ``bar``.
+
+    Attempt k (0-based) trains on seed ``seed + index + 1000 k``: classifiers of one ensemble get
+    different seeds, and the 1000 stride keeps a retry of one from repeating another's seed.
+    Odd indices use Adam, even ones SGD, so that the ensemble alternates the paper's two
+    optimizers. Returns the first classifier at the bar; raises :class:`AccuracyBarError` (with the
+    best accuracy reached) if none of the ``attempts`` gets there. ``on_attempt`` receives
+    ``{"attempt", "seed", "test_accuracy"}`` after each attempt (e.g. to log it).
+    """
+    best: TrainedClassifier | None = None
+    for attempt in range(attempts):
+        attempt_seed = seed + index + 1000 * attempt
+        models, accuracies, optimizers = train_ensemble(data, 1, shape, seed=attempt_seed, max_epochs=max_epochs,
+                                                        progress=progress, first_optimizer=(index - 1) % 2)
+        if on_attempt is not None:
+            on_attempt({"attempt": attempt, "seed": attempt_seed, "test_accuracy": accuracies[0]})
+        if best is None or accuracies[0] > best.accuracy:
+            best = TrainedClassifier(models[0], accuracies[0], optimizers[0], attempt_seed)
+        if accuracies[0] >= bar:
+            break
+    if best is None or best.accuracy < bar:
+        reached = f"{best.accuracy:.3f}" if best is not None else "no"
+        raise AccuracyBarError(f"classifier {index} reached {reached} test accuracy with {attempts} seeds, "
+                               f"below the bar {bar}")
+    return best
 
 
 def attack_points(models: Sequence[MLP | ConvNet], data: PairData, n_points: int, seed: int = 0) -> np.ndarray:

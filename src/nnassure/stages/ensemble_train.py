@@ -1,14 +1,16 @@
 """Train stage of the ensemble benchmarks: classifier ``ensemble.classifier`` (1-based) of one
-instance (``ensemble.instance``, e.g. ``mnist_0_1-8x8``). Odd classifiers use Adam, even ones SGD;
-seeds are tried in turn until the classifier reaches the issue's test-accuracy bar."""
+instance (``ensemble.instance``, e.g. ``mnist_0_1-8x8``), on the instance's data file (written by
+ensemble_data). Odd classifiers use Adam, even ones SGD; seeds are tried in turn until the
+classifier reaches the test-accuracy bar (ensemble.min_accuracy_digits or _signs)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from nnassure.ensemble.benchmarks import selected_benchmarks
-from nnassure.ensemble.experiment import instance_data, instance_shape, instance_size
-from nnassure.ensemble.instances import train_ensemble
+from nnassure.ensemble.benchmarks import instance_benchmark, selected_benchmarks
+from nnassure.ensemble.data import data_source, load_instance_data
+from nnassure.ensemble.experiment import instance_shape, instance_size
+from nnassure.ensemble.instances import AccuracyBarError, train_to_bar
 from nnassure.errors import ConfigError, NnassureError
 from nnassure.models import save_model
 from nnassure.paths import ExperimentPaths
@@ -22,39 +24,29 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError("ensemble.instance and ensemble.classifier name the classifier to train, e.g. "
                           "ensemble.instance=mnist_0_1-8x8 ensemble.classifier=1")
     benchmarks = selected_benchmarks(e)
-    if e.instance not in {b.instance for b in benchmarks}:
-        raise ConfigError(f"ensemble.instance={e.instance}: no row of this experiment (ensemble.rows) uses it")
+    benchmark = instance_benchmark(benchmarks, e.instance)
     size = instance_size(benchmarks, e.instance)
     if e.classifier > size:
         raise ConfigError(f"ensemble.classifier={e.classifier}: the rows of {e.instance} use {size} classifiers")
-    benchmark = next(b for b in benchmarks if b.instance == e.instance)
-    data = instance_data(benchmark, e.signs_per_class, e.seed)
+    paths = ExperimentPaths.from_config(cfg)
+    data = load_instance_data(paths.ensemble_instance_data(e.instance),
+                              data_source(benchmark, e.signs_per_class, e.seed))
     shape = instance_shape(benchmark, e)
     bar = e.min_accuracy_digits if benchmark.dataset == "digits" else e.min_accuracy_signs
     index = int(e.classifier)
     with tracked_run(cfg, "ensemble_train", f"{e.instance}/c{index}") as tracker:
-        best = None
-        for attempt in range(e.training_attempts):
-            seed = e.seed + index + 1000 * attempt
-            models, accuracies, optimizers = train_ensemble(data, 1, shape, seed=seed, max_epochs=e.max_epochs,
-                                                            progress=True, first_optimizer=(index - 1) % 2)
-            tracker.log({"attempt": attempt, "seed": seed, "test_accuracy": accuracies[0]})
-            if best is None or accuracies[0] > best[1]:
-                best = (models[0], accuracies[0], optimizers[0], seed)
-            if accuracies[0] >= bar:
-                break
-        assert best is not None
-        model, accuracy, optimizer, seed = best
-        if accuracy < bar:
-            raise NnassureError(f"{e.instance}: classifier {index} reached {accuracy:.3f} test accuracy with "
-                                f"{e.training_attempts} seeds, below the bar {bar}; raise ensemble.max_epochs or "
-                                "ensemble.training_attempts")
+        try:
+            trained = train_to_bar(data, shape, index, bar, e.training_attempts, seed=e.seed,
+                                   max_epochs=e.max_epochs, progress=True, on_attempt=tracker.log)
+        except AccuracyBarError as exc:
+            raise NnassureError(f"{e.instance}: {exc}; raise ensemble.max_epochs or ensemble.training_attempts"
+                                ) from None
         metadata = {"instance": e.instance, "index": index, "dataset": benchmark.dataset,
                     "digits": list(benchmark.digits) if benchmark.digits else None, "input_shape": list(data.shape),
-                    "architecture": str(shape), "optimizer": optimizer, "seed": seed, "test_accuracy": accuracy}
-        save_model(model, ExperimentPaths.from_config(cfg).ensemble_classifier_stem(e.instance, index),
-                   metadata=metadata)
-        tracker.summary({"test_accuracy": accuracy, "seed": seed})
+                    "architecture": str(shape), "optimizer": trained.optimizer, "seed": trained.seed,
+                    "test_accuracy": trained.accuracy}
+        save_model(trained.model, paths.ensemble_classifier_stem(e.instance, index), metadata=metadata)
+        tracker.summary({"test_accuracy": trained.accuracy, "seed": trained.seed})
 
 
 if __name__ == "__main__":
