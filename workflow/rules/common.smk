@@ -1,46 +1,59 @@
-# Composes the Hydra config of the chosen experiment (the one source of parameters) and
-# provides the path patterns and input functions the rules share.
-import hashlib
+# Composes the Hydra config of the chosen experiment (the one source of parameters) and provides
+# the path patterns, parameter digests and input functions the rule files share.
 import shlex
-
-from omegaconf import OmegaConf
+import sys
+from pathlib import Path
 
 from nnassure.config import compose
+from nnassure.errors import NnassureError
 from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.config import parse_model_id
+from nnassure import stage_keys
 from nnassure.report.outputs import report_outputs
 from nnassure.stages.report_proven import proven_outputs
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report.ensemble import ensemble_outputs
 
+# `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
+CONFIG_KEYS = {
+    "experiment": "the name of a file in conf/experiment/ (smoke, quick, paper)",
+    "overrides": 'Hydra overrides for every job, e.g. overrides="certify.eps=[0.01] tracking=disabled"',
+}
+for _key in sorted(set(config) - set(CONFIG_KEYS)):
+    sys.exit(f"nnassure: unknown --config key {_key!r}: expected "
+             + "; ".join(f"{k}=<{v}>" for k, v in CONFIG_KEYS.items()))
+
 EXPERIMENT = str(config.get("experiment", "quick"))
 OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
-CFG = compose(OVERRIDES)
+try:
+    CFG = compose(OVERRIDES)
+    DATASETS = sorted(CFG.grid.datasets)
+    # Each data set's own conf/dataset/<d>.yaml merged with the experiment: the jobs of one data
+    # set read these values.
+    DATASET_CFGS = {d: compose(OVERRIDES + [f"dataset={d}"]) for d in DATASETS}
+    PROVEN_MODELS = [parse_model_id(m).name for m in CFG.proven.models]
+except NnassureError as exc:
+    sys.exit(f"nnassure: {exc}")
+
 PATHS = ExperimentPaths.from_config(CFG)
-DATASETS = sorted(CFG.grid.datasets)
 COSTS = [format_cost(c) for c in CFG.grid.costs]
-PROVEN_MODELS = list(CFG.proven.models)
 ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
 ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
 ENV = "../../envs/nnassure.yaml"
 
-# Every stage command carries the same overrides, so a job equals a hand-run of the stage.
+# Every stage command carries the same overrides, so a job equals a hand-run of the stage. The
+# command text is therefore not a rerun trigger (workflow/profiles/default drops "code"): the
+# parameter digests below decide reruns, key by key.
 STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES)
 
 
-# Per-dataset configs (conf/dataset/<d>.yaml merged with the experiment) for the data rule.
-DATASET_CFGS = {d: compose(OVERRIDES + [f"dataset={d}"]).dataset for d in DATASETS}
-
-
-def digest(*groups):
-    """A short hash of config groups, given to rules as params: Snakemake reruns a job when the
-    parameters it depends on change in conf/ (rerun trigger "params"), and only those jobs."""
-    text = OmegaConf.to_yaml({g: CFG[g] for g in groups})
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def dataset_digest(wildcards):
-    return hashlib.sha256(OmegaConf.to_yaml(DATASET_CFGS[wildcards.dataset]).encode()).hexdigest()[:16]
+def config_digest(stage):
+    """Params for a rule: a hash of the values of the config keys `stage` reads (declared in
+    nnassure.stage_keys), taken from the job's own data set config where it has one. Snakemake
+    reruns a job exactly when this hash changes (rerun trigger "params")."""
+    if "dataset.name" in stage_keys.stage_keys(stage).job:
+        return lambda wildcards: stage_keys.digest(DATASET_CFGS[wildcards.dataset], stage)
+    return stage_keys.digest(CFG, stage)
 
 
 def stage(name):
@@ -80,20 +93,40 @@ def ensemble_classifier_files(row):
             for f in ensemble_classifier_stem_files(benchmark.instance, c)]
 
 
-def ensemble_all_classifier_files():
-    return sorted({f for row in ENSEMBLE_ROWS for f in ensemble_classifier_files(row)})
-
-
-def ensemble_report_files():
-    return [str(p) for p in ensemble_outputs(CFG)]
+def verified_report_files():
+    return [str(p) for files in report_outputs(CFG).values() for p in files]
 
 
 def proven_report_files():
     return [str(p) for p in proven_outputs(CFG)]
 
 
-def report_files():
-    return [str(p) for files in report_outputs(CFG).values() for p in files]
+def ensemble_report_files():
+    return [str(p) for p in ensemble_outputs(CFG)]
+
+
+def ensemble_row_instance_data(wildcards):
+    return str(PATHS.ensemble_instance_data(ENSEMBLE_ROWS[int(wildcards.row)].instance))
+
+
+# What `snakemake --report` shows of each table and figure: the CSV source and the comparison
+# with the paper, and the PNG; the Markdown, LaTeX and PDF renderings stay on disk only.
+REPORTED_SUFFIXES = (".csv", ".compare.md", ".png")
+
+
+def reported(paths, category):
+    """Report outputs: each file of a table or figure <id> (vc_table1.compare.md belongs to
+    vc_table1) is captioned by workflow/report/<id>.rst and filed under its paper."""
+    items = []
+    for path in map(str, paths):
+        name = Path(path).name
+        item = name.split(".")[0]
+        if name.endswith(REPORTED_SUFFIXES):
+            items.append(report(path, caption=f"../report/{item}.rst", category=category, subcategory=item,
+                                labels={"id": item, "file": name}))
+        else:
+            items.append(path)
+    return items
 
 
 wildcard_constraints:

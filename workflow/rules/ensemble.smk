@@ -1,10 +1,29 @@
-# Ensemble robustness (Gross et al.): classifiers per benchmark instance, one job per benchmark
-# row (every method of the tables), and the report.
+# Robustness of classifier ensembles against randomized attacks (MILP and SMT): the data of each
+# benchmark instance, its classifiers, one job per benchmark row (every method of the tables),
+# and the paper's report.
+
+
+rule ensemble_data:
+    params:
+        config=config_digest("ensemble_data"),
+    output:
+        str(PATHS.ensemble_instance_data("{instance}")),
+    log:
+        log_file("ensemble_data", "{instance}"),
+    benchmark:
+        benchmark_file("ensemble_data", "{instance}")
+    threads: 1
+    conda:
+        ENV
+    shell:
+        stage("ensemble_data") + " ensemble.instance={wildcards.instance} threads={threads} > {log} 2>&1"
 
 
 rule ensemble_train:
     params:
-        config=digest("ensemble"),
+        config=config_digest("ensemble_train"),
+    input:
+        str(PATHS.ensemble_instance_data("{instance}")),
     output:
         ensemble_classifier_stem_files("{instance}", "{index}"),
     log:
@@ -21,8 +40,9 @@ rule ensemble_train:
 
 rule ensemble_row:
     params:
-        config=digest("ensemble"),
+        config=config_digest("ensemble_row"),
     input:
+        data=ensemble_row_instance_data,
         classifiers=lambda wildcards: ensemble_classifier_files(int(wildcards.row)),
     output:
         result=str(PATHS.ensemble_row("{row}")),
@@ -40,14 +60,15 @@ rule ensemble_row:
 
 rule report_ensemble:
     params:
-        config=digest("ensemble"),
+        config=config_digest("report_ensemble"),
     input:
         expand(str(PATHS.ensemble_row("{row}")), row=sorted(ENSEMBLE_ROWS)),
     output:
-        ensemble_report_files(),
+        reported(ensemble_report_files(), "Ensemble robustness"),
     log:
         log_file("report_ensemble", "report_ensemble"),
+    threads: 1
     conda:
         ENV
     shell:
-        stage("report_ensemble") + " > {log} 2>&1"
+        stage("report_ensemble") + " threads={threads} > {log} 2>&1"

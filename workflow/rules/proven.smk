@@ -1,9 +1,10 @@
-# PROVEN: image data sets, multi-class classifiers, probabilistic certificates, their report.
+# PROVEN (probabilistic certificates from CROWN's linear bounds): image data sets, multi-class
+# classifiers, worst-case and probabilistic certified radii, and the paper's report.
 
 
 rule images:
     params:
-        config=digest("images"),
+        config=config_digest("images"),
     output:
         digits=str(PATHS.image_dataset("digits")),
         signs=str(PATHS.image_dataset("signs")),
@@ -11,15 +12,16 @@ rule images:
         log_file("images", "images"),
     benchmark:
         benchmark_file("images", "images")
+    threads: 1
     conda:
         ENV
     shell:
-        stage("images") + " > {log} 2>&1"
+        stage("images") + " threads={threads} > {log} 2>&1"
 
 
 rule train_classifier:
     params:
-        config=digest("images"),
+        config=config_digest("train_classifier"),
     input:
         data=lambda wildcards: str(PATHS.image_dataset(model_dataset(wildcards.model))),
     output:
@@ -37,7 +39,7 @@ rule train_classifier:
 
 rule proven:
     params:
-        config=digest("proven"),
+        config=config_digest("proven"),
     input:
         data=lambda wildcards: str(PATHS.image_dataset(model_dataset(wildcards.model))),
         model=classifier_files("{model}"),
@@ -56,7 +58,7 @@ rule proven:
 
 rule proven_verified:
     params:
-        config=digest("proven", "certify"),
+        config=config_digest("proven_verified"),
     input:
         data=str(PATHS.dataset("{dataset}")),
         model=model_files("{dataset}", "{cost}"),
@@ -76,15 +78,16 @@ rule proven_verified:
 
 rule report_proven:
     params:
-        config=digest("proven"),
+        config=config_digest("report_proven"),
     input:
         proven=expand(str(PATHS.proven("{model}")), model=PROVEN_MODELS),
         verified=expand(str(PATHS.proven_verified("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
     output:
-        proven_report_files(),
+        reported(proven_report_files(), "PROVEN"),
     log:
         log_file("report_proven", "report_proven"),
+    threads: 1
     conda:
         ENV
     shell:
-        stage("report_proven") + " > {log} 2>&1"
+        stage("report_proven") + " threads={threads} > {log} 2>&1"

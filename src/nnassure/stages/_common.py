@@ -10,11 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnassure.config import compose
 from nnassure.errors import NnassureError
+from nnassure.stage_keys import project
 
 USAGE = """usage: python -m nnassure.stages.{name} [key=value ...] [--cfg]
 
 Runs the {name} stage with the Hydra config of conf/ (e.g. experiment=quick dataset=b
-train.cost_fn=10). --cfg prints the composed config and exits."""
+train.cost_fn=10). --cfg prints the config the stage reads and exits."""
 
 
 def run_stage(name: str, main: Callable[[DictConfig], None], argv: list[str] | None = None) -> None:
@@ -26,7 +27,9 @@ def run_stage(name: str, main: Callable[[DictConfig], None], argv: list[str] | N
     show_config = "--cfg" in args
     overrides = [a for a in args if a != "--cfg"]
     try:
-        cfg = compose(overrides)
+        # The stage sees only the keys it declares (nnassure.stage_keys), the ones whose changes
+        # rerun it.
+        cfg = project(compose(overrides), name)
         if show_config:
             print(OmegaConf.to_yaml(cfg))
             return

@@ -1,0 +1,126 @@
+"""The config keys each stage reads, declared once for the Snakefile and the stage entry points.
+
+Two uses keep the declaration honest:
+
+- the Snakefile hashes the values of a stage's ``reads`` into the rule's ``params``, so Snakemake
+  reruns a job exactly when one of the keys it reads changes (rerun trigger "params"), and no job
+  reruns for a key it does not read;
+- the entry point hands the stage a config that holds *only* its declared keys, so a stage that
+  reads an undeclared key fails at once with a missing-key error instead of silently missing the
+  reruns that key should trigger.
+
+``job`` keys are set per job from the rule's wildcards (``dataset=b train.cost_fn=10``); they name
+the job's output files, so they are not hashed. ``EXECUTION_KEYS`` say where outputs go, how runs
+are logged and how many threads are used; every stage may read them and they never trigger a rerun.
+
+This module is imported by the Snakefile at parse time: it must stay free of torch and of the
+stage modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnassure.errors import ConfigError
+
+EXECUTION_KEYS = ("results_dir", "grid.name", "tracking", "threads")
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """``reads``: keys whose values decide the stage's outputs; ``job``: keys set from wildcards."""
+
+    reads: tuple[str, ...]
+    job: tuple[str, ...] = ()
+
+
+_TRAINING_DATA = ("dataset.name",)
+_IMAGE_DATA = ("images.digits_size", "images.signs_size", "images.signs_per_class", "images.sign_classes",
+               "images.split", "images.seed")
+_IMAGE_TRAINING = ("images.lr", "images.weight_decay", "images.batch_size", "images.max_epochs",
+                   "images.patience", "images.seed")
+_PROVEN_CERTIFY = ("proven.gammas", "proven.samples", "proven.table4_samples", "proven.gaussian_models",
+                   "proven.table4_models", "proven.eps_min", "proven.eps_max", "proven.bisection_tolerance",
+                   "proven.guess_factor", "proven.batch_size", "proven.sigma_ratio", "proven.correlation_length",
+                   "proven.channel_correlation", "proven.seed")
+# Which rows run and how each instance is built: every ensemble stage needs them to find its job.
+_ENSEMBLE_ROWS = ("ensemble.benchmarks", "ensemble.rows")
+_ENSEMBLE_INSTANCE = (*_ENSEMBLE_ROWS, "ensemble.signs_per_class", "ensemble.seed")
+_ENSEMBLE_ARCHITECTURE = ("ensemble.depth", "ensemble.width", "ensemble.conv_filters", "ensemble.conv_kernel",
+                          "ensemble.pool", "ensemble.conv_hidden")
+_ENSEMBLE_SOLVE = ("ensemble.backends", "ensemble.table_backend", "ensemble.smt", "ensemble.time_limit",
+                   "ensemble.smt_time_limit", "ensemble.bounds", "ensemble.margin")
+
+STAGES: dict[str, StageKeys] = {
+    "data": StageKeys(reads=("dataset",), job=_TRAINING_DATA),
+    "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
+    "search": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
+                        job=(*_TRAINING_DATA, "train.cost_fn")),
+    "train": StageKeys(reads=("model", "train.cost_fp", "train.lr", "train.weight_decay", "train.batch_size",
+                              "train.max_epochs", "train.patience", "train.seed"),
+                       job=(*_TRAINING_DATA, "train.cost_fn", "train.hparams_file")),
+    "certify": StageKeys(reads=("certify",), job=(*_TRAINING_DATA, "train.cost_fn")),
+    "report": StageKeys(reads=("grid.datasets", "grid.costs", "certify.method", "certify.methods",
+                               "certify.norms", "certify.eps", "train.cost_fp", "report")),
+    "images": StageKeys(reads=_IMAGE_DATA),
+    "train_classifier": StageKeys(reads=_IMAGE_TRAINING, job=("proven.model",)),
+    "proven": StageKeys(reads=_PROVEN_CERTIFY, job=("proven.model",)),
+    "proven_verified": StageKeys(reads=("certify.eps", "proven.gammas"), job=(*_TRAINING_DATA, "train.cost_fn")),
+    "report_proven": StageKeys(reads=("grid.datasets", "grid.costs", "certify.eps", "proven")),
+    "ensemble_data": StageKeys(reads=_ENSEMBLE_INSTANCE, job=("ensemble.instance",)),
+    "ensemble_train": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_ARCHITECTURE, "ensemble.max_epochs",
+                                       "ensemble.min_accuracy_digits", "ensemble.min_accuracy_signs",
+                                       "ensemble.training_attempts"),
+                                job=("ensemble.instance", "ensemble.classifier")),
+    "ensemble_row": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_SOLVE), job=("ensemble.row",)),
+    "report_ensemble": StageKeys(reads=(*_ENSEMBLE_ROWS, "ensemble.time_limit", "ensemble.smt_time_limit",
+                                        "ensemble.backends", "ensemble.table_backend", "ensemble.smt")),
+}
+
+
+def stage_keys(stage: str) -> StageKeys:
+    try:
+        return STAGES[stage]
+    except KeyError:
+        raise ConfigError(f"unknown stage {stage!r}: expected one of {', '.join(sorted(STAGES))}") from None
+
+
+def _select(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
+    """A nested plain dict holding ``keys`` (dotted paths into ``cfg``) and nothing else."""
+    selected: dict = {}
+    for key in keys:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        if value is None and not _has_key(cfg, key):
+            raise ConfigError(f"stage key {key!r} is not a key of the config")
+        node = selected
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return selected
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    *parents, leaf = key.split(".")
+    node = OmegaConf.select(cfg, ".".join(parents)) if parents else cfg
+    return OmegaConf.is_dict(node) and leaf in node
+
+
+def project(cfg: DictConfig, stage: str) -> DictConfig:
+    """``cfg`` reduced to what ``stage`` declares (its reads, job and execution keys), read-only and
+    in struct mode, so reading anything else raises."""
+    keys = stage_keys(stage)
+    projected = OmegaConf.create(_select(cfg, (*keys.reads, *keys.job, *EXECUTION_KEYS)))
+    OmegaConf.set_struct(projected, True)
+    OmegaConf.set_readonly(projected, True)
+    return projected
+
+
+def digest(cfg: DictConfig, stage: str) -> str:
+    """A short hash of the values of the keys ``stage`` reads (not its job or execution keys)."""
+    text = json.dumps(_select(cfg, stage_keys(stage).reads), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
