@@ -1,18 +1,27 @@
 """PROVEN's experiment for one model (Sec. 4): per sample, the worst-case eps and the largest eps
-certified at each confidence, for each ReLU relaxation and noise case."""
+certified at each confidence, for each ReLU relaxation and noise case; and the loader of its
+inputs (model, data set, points to certify), shared by the proven stage and the PROVEN benchmark."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
 from nnassure.certify.bounds import BoundEngine
+from nnassure.config import ModelId
+from nnassure.data import ImageDataset, load_image_dataset
+from nnassure.errors import ConfigError, InputFileError
+from nnassure.models import MLP, load_model
 from nnassure.proven.bisection import BisectionSettings, Criterion, RiskEvaluator, proven_eps, worst_case_eps
+from nnassure.proven.noise import spatial_correlation
+from nnassure.training import predict_classes
 
 GAUSSIAN_NOISE = ("gaussian-diagonal", "gaussian-correlated")
 RESULT_COLUMNS = ["sample", "relaxation", "noise", "certificate", "gamma", "worst_case_eps", "certified_eps",
@@ -39,6 +48,44 @@ def select_samples(
         raise ValueError(f"only {len(correct)} correctly classified test points, {n} requested (proven.samples)")
     chosen = np.random.default_rng(seed).choice(correct, size=n, replace=False)
     return np.sort(chosen)
+
+
+@dataclass
+class ProvenInputs:
+    data: ImageDataset
+    model: MLP
+    x: np.ndarray  # every point of the data set, flattened
+    labels: np.ndarray
+    predictions: np.ndarray
+    chosen: np.ndarray  # indices of the points to certify
+
+
+def load_proven_inputs(data_file: str | Path, model_stem: str | Path, model_id: ModelId, n_samples: int,
+                       seed: int) -> ProvenInputs:
+    """The model, its data set and a seeded choice of ``n_samples`` correctly classified test
+    points to certify. A missing or corrupt file, or a model that does not fit the data, raises
+    :class:`InputFileError`; too few correct test points (fewer than ``n_samples``) a
+    :class:`ConfigError`, since the cure is to ask for fewer (proven.samples)."""
+    data = load_image_dataset(data_file)
+    model = load_model(model_stem).model
+    x_all, labels = data.arrays(flatten=True)
+    if model.spec.input_dim != x_all.shape[1] or model.spec.outputs != len(data.classes):
+        raise InputFileError(f"model {model_id.name} ({model.spec}) does not fit data set {model_id.dataset} "
+                             f"({x_all.shape[1]} inputs, {len(data.classes)} classes): retrain it")
+    predictions = predict_classes(model, x_all)
+    try:
+        chosen = select_samples(predictions, labels, np.flatnonzero(data.split == "test"), n_samples, seed)
+    except ValueError as exc:
+        raise ConfigError(f"{model_id.name}: {exc}") from None
+    return ProvenInputs(data, model, x_all, labels, predictions, chosen)
+
+
+def bisection_settings(proven: Any) -> BisectionSettings:
+    """The bisection settings of a composed ``proven`` config group (any object with its keys
+    eps_min, eps_max, bisection_tolerance, guess_factor, batch_size and sigma_ratio)."""
+    return BisectionSettings(eps_min=proven.eps_min, eps_max=proven.eps_max, tolerance=proven.bisection_tolerance,
+                             guess_factor=proven.guess_factor, batch_size=proven.batch_size,
+                             sigma_ratio=proven.sigma_ratio)
 
 
 def criteria(gammas: Sequence[float], gaussian: bool) -> list[Criterion]:
@@ -107,3 +154,39 @@ def certify_model(
         frame["relaxation"] = relaxation
         frames.append(frame[RESULT_COLUMNS])
     return ProvenRun(pd.concat(frames, ignore_index=True), seconds, calls)
+
+
+def certify_image_model(
+    inputs: ProvenInputs,
+    model_id: ModelId,
+    gammas: Sequence[float],
+    gaussian: bool,
+    settings: BisectionSettings,
+    correlation_length: float,
+    channel_correlation: float,
+    gaussian_samples: int | None,
+) -> ProvenRun:
+    """:func:`certify_model` on the chosen points of ``inputs``, the result's rows labelled with the
+    model (name, data set, activation, architecture) and each point's true label.
+
+    With ``gaussian``, Case (ii) is certified too, for independent noise and for noise with the
+    spatial correlation of ``correlation_length`` pixels and ``channel_correlation`` between channels."""
+    data, model, chosen = inputs.data, inputs.model, inputs.chosen
+    correlation = spatial_correlation(data.images.shape[1:], correlation_length, channel_correlation) \
+        if gaussian else None
+    run = certify_model(model.verification_network(), inputs.x[chosen], inputs.predictions[chosen],
+                        model.spec.outputs, relaxations_for(model_id.activation), list(gammas), gaussian, settings,
+                        correlation, sample_ids=chosen, gaussian_samples=gaussian_samples)
+    frame = run.samples
+    frame.insert(1, "model", model_id.name)
+    frame.insert(2, "dataset", model_id.dataset)
+    frame.insert(3, "activation", model_id.activation)
+    frame.insert(4, "architecture", model_id.architecture)
+    frame.insert(5, "label", inputs.labels[frame["sample"].to_numpy()])
+    return run
+
+
+def mean_certified_eps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean worst-case and certified eps per relaxation, certificate, noise case and confidence."""
+    return frame.groupby(["relaxation", "certificate", "noise", "gamma"], as_index=False)[
+        ["worst_case_eps", "certified_eps"]].mean()

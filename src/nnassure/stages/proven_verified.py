@@ -4,18 +4,14 @@ certified with confidence ``proven.gammas[0]`` under bounded noise (Case (i)).""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
-from nnassure.certify.bounds import BoundEngine
 from nnassure.data import load_dataset, split_arrays
 from nnassure.io import write_parquet
 from nnassure.models import load_model
 from nnassure.paths import ExperimentPaths, format_cost
-from nnassure.proven.bisection import RiskEvaluator
+from nnassure.proven.verified import accuracy_by_eps, proven_versus_verified
 from nnassure.stages._common import run_stage
-from nnassure.stages.proven import settings_from
 from nnassure.tracking import tracked_run
 from nnassure.training import predict_labels
 
@@ -26,28 +22,12 @@ def main(cfg: DictConfig) -> None:
     frame = load_dataset(paths.dataset(name))
     model = load_model(paths.model_stem(name, cost)).model
     x, labels = split_arrays(frame)
-    predicted = predict_labels(model, x)
-    gamma = float(cfg.proven.gammas[0])
-    evaluator = RiskEvaluator(BoundEngine(model.verification_network(), x.shape[1]), x, predicted, 1,
-                              settings_from(cfg))
-    rows = np.arange(len(x))
-    parts = []
     with tracked_run(cfg, "proven_verified", f"{name}_c{format_cost(cost)}") as tracker:
-        for eps in cfg.certify.eps:
-            radius = np.full(len(x), float(eps))
-            worst = evaluator(rows, radius, np.full(len(x), "worst-case"))
-            risk = evaluator(rows, radius, np.full(len(x), "hoeffding"))
-            parts.append(pd.DataFrame({
-                "sample_id": frame["sample_id"].to_numpy(), "eps": float(eps), "label": labels,
-                "prediction": predicted, "correct": predicted == labels, "verified": worst == 0.0,
-                "proven_risk": risk, "proven_certified": risk <= 1.0 - gamma, "gamma": gamma,
-            }))
-        result = pd.concat(parts, ignore_index=True)
+        result = proven_versus_verified(model.verification_network(), x, labels, predict_labels(model, x),
+                                        frame["sample_id"].to_numpy(), list(cfg.certify.eps),
+                                        float(cfg.proven.gammas[0]), cfg.proven.batch_size)
         write_parquet(result, paths.proven_verified(name, cost))
-        summary = result.assign(verified=result.verified & result.correct,
-                                proven=result.proven_certified & result.correct).groupby("eps")[
-            ["correct", "verified", "proven"]].mean().reset_index()
-        tracker.log_table("proven_vs_verified_accuracy", summary)
+        tracker.log_table("proven_vs_verified_accuracy", accuracy_by_eps(result))
 
 
 if __name__ == "__main__":
