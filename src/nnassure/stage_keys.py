@@ -32,10 +32,13 @@ EXECUTION_KEYS = ("results_dir", "grid.name", "tracking", "threads")
 
 @dataclass(frozen=True)
 class StageKeys:
-    """``reads``: keys whose values decide the stage's outputs; ``job``: keys set from wildcards."""
+    """``reads``: keys whose values decide the stage's outputs; ``job``: keys set from wildcards;
+    ``by_hand``: keys read only when the stage is run by hand without an input the pipeline always
+    gives it (so they are visible to the stage but never hashed)."""
 
     reads: tuple[str, ...]
     job: tuple[str, ...] = ()
+    by_hand: tuple[str, ...] = ()
 
 
 _TRAINING_DATA = ("dataset.name",)
@@ -43,10 +46,11 @@ _IMAGE_DATA = ("images.digits_size", "images.signs_size", "images.signs_per_clas
                "images.split", "images.seed")
 _IMAGE_TRAINING = ("images.lr", "images.weight_decay", "images.batch_size", "images.max_epochs",
                    "images.patience", "images.seed")
-_PROVEN_CERTIFY = ("proven.gammas", "proven.samples", "proven.table4_samples", "proven.gaussian_models",
-                   "proven.table4_models", "proven.eps_min", "proven.eps_max", "proven.bisection_tolerance",
-                   "proven.guess_factor", "proven.batch_size", "proven.sigma_ratio", "proven.correlation_length",
-                   "proven.channel_correlation", "proven.seed")
+# PROVEN's bisection on eps (worst case and probabilistic certificates alike).
+_PROVEN_BISECTION = ("proven.gammas", "proven.eps_min", "proven.eps_max", "proven.bisection_tolerance",
+                     "proven.guess_factor", "proven.batch_size", "proven.sigma_ratio")
+_PROVEN_CERTIFY = (*_PROVEN_BISECTION, "proven.samples", "proven.table4_samples", "proven.gaussian_models",
+                   "proven.table4_models", "proven.correlation_length", "proven.channel_correlation", "proven.seed")
 # Which rows run and how each instance is built: every ensemble stage needs them to find its job.
 _ENSEMBLE_ROWS = ("ensemble.benchmarks", "ensemble.rows")
 _ENSEMBLE_INSTANCE = (*_ENSEMBLE_ROWS, "ensemble.signs_per_class", "ensemble.seed")
@@ -60,16 +64,19 @@ STAGES: dict[str, StageKeys] = {
     "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
     "search": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
                         job=(*_TRAINING_DATA, "train.cost_fn")),
-    "train": StageKeys(reads=("model", "train.cost_fp", "train.lr", "train.weight_decay", "train.batch_size",
-                              "train.max_epochs", "train.patience", "train.seed"),
-                       job=(*_TRAINING_DATA, "train.cost_fn", "train.hparams_file")),
+    # The pipeline trains the search winner (train.hparams_file); without it, by hand, the
+    # architecture and optimiser come from model.* and train.lr / train.weight_decay.
+    "train": StageKeys(reads=("train.cost_fp", "train.batch_size", "train.max_epochs", "train.patience",
+                              "train.seed"),
+                       job=(*_TRAINING_DATA, "train.cost_fn", "train.hparams_file"),
+                       by_hand=("model", "train.lr", "train.weight_decay")),
     "certify": StageKeys(reads=("certify",), job=(*_TRAINING_DATA, "train.cost_fn")),
     "report": StageKeys(reads=("grid.datasets", "grid.costs", "certify.method", "certify.methods",
                                "certify.norms", "certify.eps", "train.cost_fp", "report")),
     "images": StageKeys(reads=_IMAGE_DATA),
     "train_classifier": StageKeys(reads=_IMAGE_TRAINING, job=("proven.model",)),
     "proven": StageKeys(reads=_PROVEN_CERTIFY, job=("proven.model",)),
-    "proven_verified": StageKeys(reads=("certify.eps", "proven.gammas"), job=(*_TRAINING_DATA, "train.cost_fn")),
+    "proven_verified": StageKeys(reads=("certify.eps", *_PROVEN_BISECTION), job=(*_TRAINING_DATA, "train.cost_fn")),
     "report_proven": StageKeys(reads=("grid.datasets", "grid.costs", "certify.eps", "proven")),
     "ensemble_data": StageKeys(reads=_ENSEMBLE_INSTANCE, job=("ensemble.instance",)),
     "ensemble_train": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_ARCHITECTURE, "ensemble.max_epochs",
@@ -111,10 +118,10 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
 
 
 def project(cfg: DictConfig, stage: str) -> DictConfig:
-    """``cfg`` reduced to what ``stage`` declares (its reads, job and execution keys), read-only and
-    in struct mode, so reading anything else raises."""
+    """``cfg`` reduced to what ``stage`` declares (its reads, job, by-hand and execution keys),
+    read-only and in struct mode, so reading anything else raises."""
     keys = stage_keys(stage)
-    projected = OmegaConf.create(_select(cfg, (*keys.reads, *keys.job, *EXECUTION_KEYS)))
+    projected = OmegaConf.create(_select(cfg, (*keys.reads, *keys.job, *keys.by_hand, *EXECUTION_KEYS)))
     OmegaConf.set_struct(projected, True)
     OmegaConf.set_readonly(projected, True)
     return projected

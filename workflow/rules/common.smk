@@ -1,5 +1,6 @@
 # Composes the Hydra config of the chosen experiment (the one source of parameters) and provides
 # the path patterns, parameter digests and input functions the rule files share.
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from nnassure.errors import NnassureError
 from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.config import parse_model_id
 from nnassure import stage_keys
+from nnassure.run_lock import hold_run_lock
 from nnassure.report.outputs import report_outputs
 from nnassure.stages.report_proven import proven_outputs
 from nnassure.ensemble.benchmarks import selected_benchmarks
@@ -22,6 +24,11 @@ CONFIG_KEYS = {
 for _key in sorted(set(config) - set(CONFIG_KEYS)):
     sys.exit(f"nnassure: unknown --config key {_key!r}: expected "
              + "; ".join(f"{k}=<{v}>" for k, v in CONFIG_KEYS.items()))
+
+# A run killed by SIGKILL leaves Snakemake's directory locks behind; the next run removes them when
+# no other run of this workflow is alive here (nnassure.run_lock), so the same command resumes.
+if workflow.is_main_process:
+    RUN_LOCK = hold_run_lock()
 
 EXPERIMENT = str(config.get("experiment", "quick"))
 OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
@@ -40,6 +47,9 @@ COSTS = [format_cost(c) for c in CFG.grid.costs]
 ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
 ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
 ENV = "../../envs/nnassure.yaml"
+# envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
+# runs a copy of it from .snakemake/conda/, so it learns the repository from here.
+os.environ["NNASSURE_REPO"] = str(Path(workflow.main_snakefile).resolve().parent)
 
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage. The
 # command text is therefore not a rerun trigger (workflow/profiles/default drops "code"): the
