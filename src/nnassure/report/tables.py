@@ -12,9 +12,10 @@ import pandas as pd
 
 from nnassure.metrics import classification_metrics
 from nnassure.paths import format_cost
+from nnassure.report.catalog import TABLE_OF_DATASET
 
+__all__ = ["TABLE_OF_DATASET", "baseline_table", "dataset_table", "prediction_rows"]
 NORM_LABELS = {"linf": "Linf", "l2": "L2"}
-TABLE_OF_DATASET = {"a": "vc_table3", "b": "vc_table4", "c": "vc_table5"}
 
 
 def baseline_table(baselines: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:

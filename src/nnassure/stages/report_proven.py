@@ -12,19 +12,15 @@ from nnassure.errors import InputFileError
 from nnassure.io import write_text
 from nnassure.paths import ExperimentPaths
 from nnassure.report import proven as report
+from nnassure.report.catalog import family_files
 from nnassure.report.render import save_figure, write_table
 from nnassure.stages._common import run_stage
 from nnassure.tracking import tracked_run
 
 
 def proven_outputs(cfg: DictConfig) -> list[Path]:
-    """Every file this stage writes (the Snakefile's targets)."""
-    paths = ExperimentPaths.from_config(cfg)
-    tables = [*report.TABLE2, "pv_table3", "pv_table4", "pv_table5"]
-    files = [paths.tables / f"{t}.{ext}" for t in tables for ext in ("csv", "md", "tex", "compare.md")]
-    if cfg.proven.gaussian_models:
-        files += [paths.figures / f"pv_fig1.{ext}" for ext in ("png", "pdf")] + [paths.tables / "pv_fig1.compare.md"]
-    return files
+    """Every file this stage writes (the Snakefile's targets; ids and captions in report.catalog)."""
+    return family_files(cfg, "proven")
 
 
 def _read(path: Path) -> pd.DataFrame:

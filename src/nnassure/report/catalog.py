@@ -1,0 +1,172 @@
+"""Every table and figure the report stages write, for the three paper families: its id, the
+paper it reproduces, a caption, and its output files for a composed config.
+
+This module imports neither torch nor the report code (only omegaconf and nnassure.paths), so the
+Snakefile and the Snakemake report can read it cheaply. The report stages write exactly the files
+:func:`outputs` lists; each stage checks that afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from omegaconf import DictConfig
+
+from nnassure.paths import ExperimentPaths
+
+Family = Literal["verified-classification", "proven", "ensemble"]
+FAMILIES: tuple[str, ...] = ("verified-classification", "proven", "ensemble")
+# the paper behind each family (also the stem of its numbers in report/paper/<paper>.yaml)
+PAPER_OF_FAMILY = {"verified-classification": "verified-classification-lirpa",
+                   "proven": "proven-probabilistic-certificates",
+                   "ensemble": "ensemble-robustness-milp"}
+STAGE_OF_FAMILY = {"verified-classification": "report", "proven": "report_proven", "ensemble": "report_ensemble"}
+TABLE_OF_DATASET = {"a": "vc_table3", "b": "vc_table4", "c": "vc_table5"}
+TABLE_EXTENSIONS = ("csv", "md", "tex")
+FIGURE_EXTENSIONS = ("png", "pdf")
+
+
+def _always(cfg: DictConfig) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str  # e.g. vc_table1, pv_fig1, en_table3
+    family: Family
+    kind: Literal["table", "figure"]
+    reproduces: str  # the paper's table or figure and section, or "not in the paper"
+    caption: str  # what it shows, in one to three sentences
+    compare: bool = True  # a <id>.compare.md (our numbers beside the paper's, findings) is written
+    produced_by: Callable[[DictConfig], bool] = _always  # whether this config produces it
+
+    @property
+    def paper(self) -> str:
+        return PAPER_OF_FAMILY[self.family]
+
+    @property
+    def stage(self) -> str:
+        return STAGE_OF_FAMILY[self.family]
+
+    def produced(self, cfg: DictConfig) -> bool:
+        return bool(self.produced_by(cfg))
+
+    def files(self, cfg: DictConfig) -> list[Path]:
+        """The files written for this entry (whether or not ``cfg`` produces it)."""
+        paths = ExperimentPaths.from_config(cfg)
+        if self.kind == "table":
+            files = [paths.tables / f"{self.id}.{ext}" for ext in TABLE_EXTENSIONS]
+        else:
+            files = [paths.figures / f"{self.id}.{ext}" for ext in FIGURE_EXTENSIONS]
+        if self.compare:
+            files.append(paths.tables / f"{self.id}.compare.md")
+        return files
+
+
+def _dataset(dataset: str) -> Callable[[DictConfig], bool]:
+    return lambda cfg: dataset in cfg.grid.datasets
+
+
+def _fig2(cfg: DictConfig) -> bool:
+    return cfg.report.fig2_dataset in cfg.grid.datasets and float(cfg.report.fig2_cost) in [
+        float(c) for c in cfg.grid.costs]
+
+
+def _fig3(cfg: DictConfig) -> bool:
+    return cfg.report.fig3_dataset in cfg.grid.datasets
+
+
+def _gaussian(cfg: DictConfig) -> bool:
+    return bool(cfg.proven.gaussian_models)
+
+
+_VC_DATASET_CAPTION = ("Data set {d}: verified accuracy on the full data per cost c10 in the grid and eps, for "
+                       "both norms (Linf and L2; the paper shows one), and train and validation accuracy, F1 and "
+                       "cost per sample.")
+_PV_TABLE2 = {"a": "ReLU with fixed slopes (Fast-Lin)", "b": "ReLU with adaptive slopes (CROWN)", "c": "tanh",
+              "d": "sigmoid", "e": "arctan"}
+_EN = {
+    "1": ("Table 1 (Sec. 6.2)", "SMT (Z3) versus MILP on the rows of the paper's main-text excerpt: time and "
+          "Val(A, P), \"robust\" or a timeout per method."),
+    "2": ("Table 2 (Sec. 6.2)", "MILP (feasibility) versus MaxMILP (max-sum objective) on the main-text excerpt: "
+          "time and Val(A, P), \"*\" where the solver proved its objective optimal."),
+    "3": ("Table 3 (Sec. 6.2)", "Uniform attacker, best deterministic attacker and MaxMILP: Val(A, P) of each on "
+          "the main-text excerpt."),
+    "4": ("Table 4 (Appendix A)", "SMT versus MILP on all 38 benchmark rows."),
+    "5": ("Table 5 (Appendix A)", "MILP versus MaxMILP on the 35 rows of the appendix table."),
+    "6": ("Table 6 (Appendix A)", "Uniform attacker, best deterministic attacker and MaxMILP on the 22 rows of the "
+          "appendix table."),
+}
+
+ENTRIES: tuple[CatalogEntry, ...] = (
+    CatalogEntry("vc_table1", "verified-classification", "table", "Table 1 (Sec. 2.1)",
+                 "Baselines LR, NB, SVM (RBF kernel) and gradient boosting: train and validation accuracy and "
+                 "macro F1 on each data set of the grid."),
+    *(CatalogEntry(table, "verified-classification", "table", f"Table {table[-1]} (Sec. 4.3)",
+                   _VC_DATASET_CAPTION.format(d=dataset.upper()), produced_by=_dataset(dataset))
+      for dataset, table in TABLE_OF_DATASET.items()),
+    CatalogEntry("vc_fig1", "verified-classification", "figure", "Fig. 1 (Sec. 1.1)",
+                 "The 2-D data sets of the grid, class 0 green and class 1 red.", compare=False),
+    CatalogEntry("vc_fig2", "verified-classification", "figure", "Fig. 2 (Sec. 3.2)",
+                 "Verified samples of one data set and cost (report.fig2_*): Linf boxes and L2 circles of radius "
+                 "eps around every verified sample, unverified samples as crosses.", compare=False,
+                 produced_by=_fig2),
+    CatalogEntry("vc_fig3", "verified-classification", "figure", "Fig. 3 (Sec. 4.3)",
+                 "Validation predictions of one data set (report.fig3_*) for each cost c10, verified or not at "
+                 "one eps, with the safety-critical misclassifications (label 1 predicted 0) marked.",
+                 compare=False, produced_by=_fig3),
+    *(CatalogEntry(f"pv_table2{part}", "proven", "table", f"Table 2{part} (Sec. 4)",
+                   f"Largest eps certified for {name} MLPs: worst case (100%) and PROVEN (Case (i), bounded "
+                   "noise) at each configured gamma, with the improvement at the highest gamma; digits stand in "
+                   "for MNIST, rendered traffic signs for CIFAR.")
+      for part, name in _PV_TABLE2.items()),
+    CatalogEntry("pv_table3", "proven", "table", "Table 3 (Sec. 4)",
+                 "Summary of Tables 2a-2e: PROVEN's improvement over the worst case at the highest gamma, per "
+                 "architecture (rows) and activation/relaxation (columns)."),
+    CatalogEntry("pv_table4", "proven", "table", "Table 4 (Sec. 4)",
+                 "Random trials of k samples: mean and std over trials of the average worst-case eps, PROVEN eps "
+                 "and improvement (CROWN bounds), per configured model and k."),
+    CatalogEntry("pv_table5", "proven", "table", "not in the paper",
+                 "PROVEN on the 2-D models of the verified-classification grid: accuracy, worst-case verified "
+                 "accuracy and PROVEN-certified accuracy per data set, cost and eps."),
+    CatalogEntry("pv_fig1", "proven", "figure", "Figure 1 (Sec. 4)",
+                 "Improvement over the worst-case eps versus gamma for bounded noise and Gaussian noise "
+                 "(independent and correlated; the paper's approximation and the rigorous bound).",
+                 produced_by=_gaussian),
+    *(CatalogEntry(f"en_table{n}", "ensemble", "table", reproduces, caption) for n, (reproduces, caption)
+      in _EN.items()),
+)
+_BY_ID = {e.id: e for e in ENTRIES}
+
+
+def entry(table_id: str) -> CatalogEntry:
+    """The catalog entry of one table or figure id."""
+    if table_id not in _BY_ID:
+        raise KeyError(f"no table or figure {table_id!r} in the catalog")
+    return _BY_ID[table_id]
+
+
+def entries(family: str | None = None) -> list[CatalogEntry]:
+    """Every entry, or those of one family (in the order the stages write them)."""
+    if family is not None and family not in FAMILIES:
+        raise KeyError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    return [e for e in ENTRIES if family is None or e.family == family]
+
+
+def output_files(cfg: DictConfig, table_id: str) -> list[Path]:
+    """The files of one id for ``cfg``; empty when this config does not produce it."""
+    e = entry(table_id)
+    return e.files(cfg) if e.produced(cfg) else []
+
+
+def outputs(cfg: DictConfig, family: str | None = None) -> dict[str, list[Path]]:
+    """Files by id of everything ``cfg`` produces (of one family, or of all three)."""
+    return {e.id: e.files(cfg) for e in entries(family) if e.produced(cfg)}
+
+
+def family_files(cfg: DictConfig, family: str) -> list[Path]:
+    """Every file one family's report stage writes for ``cfg``, flat."""
+    return [path for files in outputs(cfg, family).values() for path in files]
