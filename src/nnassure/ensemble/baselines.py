@@ -18,6 +18,16 @@ from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, enco
 from nnassure.ensemble.milp import solve
 
 
+class BaselineTimeout(Exception):
+    """A per-classifier MILP found no attack within the time limit (alpha = 0 is always feasible,
+    so this can only be the limit)."""
+
+
+class BaselineSolverError(Exception):
+    """A per-classifier MILP ended without an attack for a reason other than the time limit (the
+    solver reported an error, or "infeasible", which alpha = 0 rules out)."""
+
+
 @dataclass
 class BaselineValues:
     uniform: float  # Val of UA
@@ -37,8 +47,11 @@ def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_
         solution = solve(encoding.model, backend, time_limit, threads)
         seconds += solution.seconds
         if not solution.feasible:
-            raise RuntimeError(f"no attack found for a single classifier ({solution.status}); alpha = 0 is always "
-                               "feasible, so the time limit is too short")
+            if solution.status == "timeout":
+                raise BaselineTimeout(f"no attack found for a single classifier within {time_limit:g} s "
+                                      f"({solution.backend}: {solution.note}); alpha = 0 is always feasible")
+            raise BaselineSolverError(f"the single-classifier MILP ended with status {solution.status} "
+                                      f"({solution.backend}: {solution.note})")
         deltas, _ = attack_from_solution(encoding, solution.values)
         attacks.append(deltas[0])
     return np.array(attacks), seconds

@@ -3,7 +3,10 @@ every method the tables compare (MILP on each backend, MaxMILP, SMT, the two bas
 machine-readable result a checker outside the pipeline can reload.
 
 Every attack reported here has been re-evaluated in float64 (nnassure.ensemble.check); an attack
-that fails that check is recorded as ``rejected`` with the reason, never as a value.
+that fails that check is recorded as ``rejected`` with the reason, never as a value. A solver
+that fails (an error status, a GurobiError, a Z3 exception) is recorded as ``error`` with its
+message in ``note``, never as a timeout, and the row's other methods still run; any other
+exception is a bug in the pipeline and propagates.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnassure.ensemble.attack import AttackResult, attacks_suffice, find_attack
-from nnassure.ensemble.baselines import baseline_values
+from nnassure.ensemble.baselines import BaselineSolverError, BaselineTimeout, baseline_values
 from nnassure.ensemble.benchmarks import Benchmark
 from nnassure.ensemble.check import AttackCheckError, check_attack
 from nnassure.ensemble.encoding import AttackProblem
@@ -69,6 +72,27 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def solver_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the solver failed" rather than "the pipeline has a bug"."""
+    errors: list[type[BaseException]] = [BaselineSolverError]
+    try:
+        import gurobipy
+
+        errors.append(gurobipy.GurobiError)
+    except ImportError:  # Gurobi is optional at run time: HiGHS solves every model
+        pass
+    import z3
+
+    errors.append(z3.Z3Exception)
+    return tuple(errors)
+
+
+def error_record(backend: str, exc: BaseException) -> dict[str, Any]:
+    """A method whose solver failed: verdict ``error``, the message in ``note``."""
+    return {"verdict": "error", "value": None, "optimal": False, "complete": False, "backend": backend,
+            "seconds": None, "relus": {}, "note": f"{type(exc).__name__}: {exc}"}
+
+
 def _method_record(result: AttackResult) -> dict[str, Any]:
     return {"verdict": result.verdict, "value": result.value, "optimal": result.optimal,
             "complete": result.complete, "backend": result.backend, "seconds": result.seconds,
@@ -83,6 +107,10 @@ def _run_milp(problem: AttackProblem, backend: str, objective: str, settings: So
     except AttackCheckError as exc:
         return {"verdict": "rejected", "value": None, "optimal": False, "complete": False, "backend": backend,
                 "seconds": None, "relus": {}, "note": str(exc)}, None
+    except solver_errors() as exc:
+        record = error_record(backend, exc)
+        record["requested_backend"] = backend
+        return record, None
     record = _method_record(result)
     record["requested_backend"] = backend
     return record, result
@@ -90,7 +118,10 @@ def _run_milp(problem: AttackProblem, backend: str, objective: str, settings: So
 
 def _run_smt(problem: AttackProblem, settings: SolveSettings) -> tuple[dict[str, Any], np.ndarray | None,
                                                                         np.ndarray | None]:
-    answer = solve_smt(problem, settings.smt_time_limit)
+    try:
+        answer = solve_smt(problem, settings.smt_time_limit)
+    except solver_errors() as exc:
+        return error_record("z3", exc), None, None
     record: dict[str, Any] = {"verdict": answer.verdict, "value": None, "optimal": answer.verdict != "timeout",
                               "complete": answer.verdict == "robust" and attacks_suffice(problem), "backend": "z3",
                               "seconds": answer.seconds, "note": ""}
@@ -142,9 +173,13 @@ def run_row(problem: AttackProblem, settings: SolveSettings, progress: Any = Non
         n = len(baselines.attacks)
         known.append((baselines.attacks, np.full(n, 1.0 / n)))
         known += [(baselines.attacks[c:c + 1], np.ones(1)) for c in range(n)]
-    except RuntimeError as exc:
+    except BaselineTimeout as exc:
         methods["baselines"] = {"verdict": "timeout", "uniform": None, "best_deterministic": None,
                                 "backend": settings.table_backend, "seconds": None, "note": str(exc)}
+    except solver_errors() as exc:
+        methods["baselines"] = {"verdict": "error", "uniform": None, "best_deterministic": None,
+                                "backend": settings.table_backend, "seconds": None,
+                                "note": f"{type(exc).__name__}: {exc}"}
     step("baselines")
     record, result = _run_milp(problem, settings.table_backend, "max-sum", settings, known)
     methods["maxmilp"] = record

@@ -1,11 +1,13 @@
 """The ensemble paper's tables (Gross et al., Tables 1-6) from the per-row results, and their
-comparison with the numbers the paper prints.
+comparison with the numbers the paper prints (read from the package data, report.paper_numbers).
 
 Cells follow the paper: a time in seconds or "TO" (no answer within the time limit); Val(A, P)
 with two decimals, "robust" (no attack reaches alpha) or "-" (timeout). MaxMILP values carry "*"
 when the solver proved its objective optimal. Our additions: "robust†" marks a proof that covers
 only attacks of at most |A| deterministic attacks (|A| below Proposition 1's bound and alpha < 1),
-"rejected" an attack that failed the float64 re-check (never shown as a value).
+"rejected" an attack that failed the float64 re-check (never shown as a value), and "ERR" a
+solver that failed (its message is in the row result's note): an error is not a timeout, so it
+never counts as agreeing with a paper's "TO".
 """
 
 from __future__ import annotations
@@ -20,25 +22,30 @@ from omegaconf import DictConfig
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
+from nnassure.report import catalog
+from nnassure.report.findings import Finding, findings_markdown, sanity
+from nnassure.report.paper_numbers import paper_table
 
-# table id -> (paper key in benchmarks.yaml, title, kind)
+PAPER = "ensemble-robustness-milp"
+# table id -> (the paper's table in the package data, title, kind)
 TABLES = {
-    "en_table1": ("table1_smt_vs_milp", "SMT versus MILP (main text, Table 1)", "smt"),
-    "en_table2": ("table2_milp_vs_maxmilp", "MILP versus MaxMILP (main text, Table 2)", "maxmilp"),
-    "en_table3": ("table3_attacker_comparison", "Attacker comparison (main text, Table 3)", "attackers"),
-    "en_table4": ("table4_smt_vs_milp", "SMT versus MILP (appendix, Table 4)", "smt"),
-    "en_table5": ("table5_milp_vs_maxmilp", "MILP versus MaxMILP (appendix, Table 5)", "maxmilp"),
-    "en_table6": ("table6_attacker_comparison", "Attacker comparison (appendix, Table 6)", "attackers"),
+    "en_table1": ("table1", "SMT versus MILP (main text, Table 1)", "smt"),
+    "en_table2": ("table2", "MILP versus MaxMILP (main text, Table 2)", "maxmilp"),
+    "en_table3": ("table3", "Attacker comparison (main text, Table 3)", "attackers"),
+    "en_table4": ("table4", "SMT versus MILP (appendix, Table 4)", "smt"),
+    "en_table5": ("table5", "MILP versus MaxMILP (appendix, Table 5)", "maxmilp"),
+    "en_table6": ("table6", "Attacker comparison (appendix, Table 6)", "attackers"),
 }
 BENCHMARK_COLUMNS = ["ID", "Name", "|C|", "|A|", "|X|", "dim", "alpha", "eps"]
 LONG_COLUMNS = ["id", "method", "outcome", "value", "seconds", "optimal", "complete", "paper_outcome", "paper_value",
-                "paper_time"]
+                "paper_time", "note"]
+ERROR_CELL = "ERR"
+ONE = 1 - 1e-9  # Val = 1 up to float rounding
 
 
 def ensemble_outputs(cfg: DictConfig) -> list[Path]:
     """Every file the report_ensemble stage writes (the Snakefile's targets)."""
-    tables = ExperimentPaths.from_config(cfg).tables
-    return [tables / f"{t}.{ext}" for t in TABLES for ext in ("csv", "md", "tex", "compare.md")]
+    return catalog.family_files(cfg, "ensemble")
 
 
 def load_rows(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -50,22 +57,22 @@ def load_rows(cfg: DictConfig) -> list[dict[str, Any]]:
             document = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise InputFileError(f"{path}: cannot read the ensemble row result ({exc}); rerun ensemble_row") from None
-        document["paper"] = benchmark.paper
         documents.append(document)
     return documents
 
 
 def outcome(record: dict[str, Any] | None) -> str:
-    """attack | robust | timeout | rejected | boundary | missing."""
+    """attack | robust | timeout | error | rejected | boundary | missing."""
     if record is None:
         return "missing"
-    verdict = record["verdict"]
-    return "timeout" if verdict in ("timeout", "error") else verdict
+    return str(record["verdict"])
 
 
 def time_cell(record: dict[str, Any] | None) -> str:
     if record is None:
         return "n/a"
+    if outcome(record) == "error":
+        return ERROR_CELL
     if outcome(record) == "timeout" or record.get("seconds") is None:
         return "TO"
     return f"{record['seconds']:.2f}"
@@ -82,6 +89,8 @@ def value_cell(record: dict[str, Any] | None, star: bool = False) -> str:
         return "robust" if record.get("complete") else "robust†"
     if kind == "timeout":
         return "-"
+    if kind == "error":
+        return ERROR_CELL
     return kind  # rejected / boundary
 
 
@@ -104,11 +113,13 @@ def _benchmark_cells(document: dict[str, Any]) -> dict[str, Any]:
 def table(documents: list[dict[str, Any]], table_id: str, milp_method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long, display) of one table over the rows the paper prints in it."""
     key, _, kind = TABLES[table_id]
+    printed = paper_table(PAPER, key).set_index("id")
     long_rows, display_rows = [], []
     for document in documents:
-        paper = document["paper"].get(key)
-        if paper is None:
-            continue
+        row_id = int(document["benchmark"]["id"])
+        if row_id not in printed.index:
+            continue  # the paper does not print this row in this table
+        paper = printed.loc[row_id].to_dict()
         methods = document["methods"]
         milp, maxmilp, smt, baselines = (methods.get(milp_method), methods.get("maxmilp"), methods.get("smt"),
                                          methods.get("baselines"))
@@ -125,21 +136,22 @@ def table(documents: list[dict[str, Any]], table_id: str, milp_method: str) -> t
                       "paper MaxMILP": f"{paper['maxmilp_time']} / {paper['maxmilp_val']}"}
             compared = {"milp": milp, "maxmilp": maxmilp}
         else:
-            done = baselines is not None and baselines.get("verdict") == "done"
-            cells |= {"UA Val": f"{baselines['uniform']:.2f}" if done else "-",
-                      "BDA Val": f"{baselines['best_deterministic']:.2f}" if done else "-",
+            verdict = "missing" if baselines is None else str(baselines.get("verdict"))
+            done = verdict == "done"
+            base_outcome = "attack" if done else verdict  # timeout | error | missing
+            base_note = (baselines or {}).get("note", "")
+            empty = {"error": ERROR_CELL, "missing": "n/a"}.get(verdict, "-")
+            cells |= {"UA Val": f"{baselines['uniform']:.2f}" if done else empty,
+                      "BDA Val": f"{baselines['best_deterministic']:.2f}" if done else empty,
                       "MaxMILP Val": value_cell(maxmilp, star=True),
                       "paper UA / BDA / MaxMILP": f"{paper['ua_val']} / {paper['bda_val']} / {paper['maxmilp_val']}"}
             compared = {"maxmilp": maxmilp}
-            long_rows.append({"id": cells["ID"], "method": "uniform", "outcome": "attack" if done else "timeout",
-                              "value": baselines["uniform"] if done else None, "seconds": None, "optimal": None,
-                              "complete": None, "paper_outcome": "attack", "paper_value": paper["ua_val"],
-                              "paper_time": None})
-            long_rows.append({"id": cells["ID"], "method": "best_deterministic",
-                              "outcome": "attack" if done else "timeout",
-                              "value": baselines["best_deterministic"] if done else None, "seconds": None,
-                              "optimal": None, "complete": None, "paper_outcome": "attack",
-                              "paper_value": paper["bda_val"], "paper_time": None})
+            for method, field, printed_key in (("uniform", "uniform", "ua_val"),
+                                               ("best_deterministic", "best_deterministic", "bda_val")):
+                long_rows.append({"id": cells["ID"], "method": method, "outcome": base_outcome,
+                                  "value": baselines[field] if done else None, "seconds": None, "optimal": None,
+                                  "complete": None, "paper_outcome": paper_outcome(None, paper[printed_key]),
+                                  "paper_value": paper[printed_key], "paper_time": None, "note": base_note})
         for method, record in compared.items():
             paper_time = paper.get(f"{method}_time")
             paper_value = paper.get(f"{method}_val")
@@ -149,71 +161,148 @@ def table(documents: list[dict[str, Any]], table_id: str, milp_method: str) -> t
                               "optimal": record.get("optimal") if record else None,
                               "complete": record.get("complete") if record else None,
                               "paper_outcome": paper_outcome(paper_time, paper_value), "paper_value": paper_value,
-                              "paper_time": paper_time})
+                              "paper_time": paper_time, "note": (record or {}).get("note", "")})
         display_rows.append(cells)
     display = pd.DataFrame(display_rows, columns=None if display_rows else BENCHMARK_COLUMNS).set_index("ID")
     # fixed columns, so that a table none of whose rows ran is still a readable (header-only) CSV
     return pd.DataFrame(long_rows, columns=LONG_COLUMNS), display
 
 
-def _verdict(holds: bool) -> str:
-    return "holds" if holds else "does not hold"
+def _count(long: pd.DataFrame, method: str, kind: str) -> int:
+    return int(((long["method"] == method) & (long["outcome"] == kind)).sum())
+
+
+def _smt_findings(long: pd.DataFrame) -> list[Finding]:
+    """Sec. 6.2, "SMT versus MILP": MILP solves most benchmarks, robust ones included; SMT does not
+    terminate on any robust ensemble."""
+    milp, smt = long[long["method"] == "milp"].set_index("id"), long[long["method"] == "smt"].set_index("id")
+    solved = {m: int(f["outcome"].isin(["attack", "robust"]).sum()) for m, f in (("milp", milp), ("smt", smt))}
+    milp_robust = int((milp["outcome"] == "robust").sum())
+    paper_robust = int((milp["paper_outcome"] == "robust").sum())
+    evidence = (f"answered within the limit: MILP {solved['milp']} (robust {milp_robust}), SMT {solved['smt']} "
+                f"of {len(milp)} rows; the paper's MILP proved {paper_robust} robust")
+    claim = "MILP solves more instances than SMT within the time limit, robust ones included (Sec. 6.2)"
+    if milp_robust == 0 and paper_robust == 0:
+        more = Finding(claim, None, evidence + "; no row of this selection is robust")
+    else:
+        more = Finding(claim, solved["milp"] > solved["smt"] and milp_robust > 0, evidence)
+    robust_ids = milp.index[milp["outcome"] == "robust"]
+    on_robust = smt.loc[smt.index.intersection(robust_ids), "outcome"]
+    decided = on_robust[on_robust.isin(["attack", "robust", "timeout"])]
+    errors = int((on_robust == "error").sum())
+    never = "SMT does not terminate on robust ensembles: it times out wherever MILP proves robustness (Sec. 6.2)"
+    if decided.empty:
+        terminate = Finding(never, None, "MILP proved no row robust" if not len(robust_ids) else
+                            f"SMT failed (ERR) on all {errors} rows MILP proved robust")
+    else:
+        terminate = Finding(never, bool((decided == "timeout").all()),
+                            f"SMT on the {len(decided)} rows MILP proved robust: "
+                            + ", ".join(f"{k} {v}" for k, v in decided.value_counts().items())
+                            + (f"; {errors} more SMT errors (ERR)" if errors else ""))
+    return [more, terminate]
+
+
+def _maxmilp_findings(long: pd.DataFrame) -> list[Finding]:
+    """Sec. 6.2, "MILP versus MaxMILP": MaxMILP's value is always 1; on robust ensembles it
+    sometimes needs less time."""
+    milp = long[long["method"] == "milp"].set_index("id")
+    maxmilp = long[long["method"] == "maxmilp"].set_index("id")
+    values = maxmilp.loc[maxmilp["outcome"] == "attack", "value"].astype(float)
+    always = "MaxMILP's attacks reach Val = 1 (Sec. 6.2: 'The misclassification value for the MaxMILP solver is always 1')"
+    findings = [Finding(always, bool((values >= ONE).all()) if len(values) else None,
+                        f"Val = 1 in {int((values >= ONE).sum())} of {len(values)} rows with a MaxMILP attack")]
+    both = milp.index.intersection(maxmilp.index)
+    answered = [i for i in both if milp.loc[i, "outcome"] in ("attack", "robust")
+                and maxmilp.loc[i, "outcome"] in ("attack", "robust")]
+    disagree = [i for i in answered if (milp.loc[i, "outcome"] == "robust") != (maxmilp.loc[i, "outcome"] == "robust")]
+    # Both encode the same constraints (Eqs. 3-5) and differ only in the objective, so where both
+    # answer they must agree on whether an attack exists.
+    findings.append(sanity("MILP and MaxMILP agree on robustness wherever both answer (same constraints)",
+                           not disagree if answered else None,
+                           f"{len(answered) - len(disagree)} of {len(answered)} rows agree"
+                           + (f"; rows {disagree} differ" if disagree else "")))
+    robust = [i for i in answered if milp.loc[i, "outcome"] == "robust" and maxmilp.loc[i, "outcome"] == "robust"]
+    faster = [i for i in robust if maxmilp.loc[i, "seconds"] < milp.loc[i, "seconds"]]
+    findings.append(Finding("On robust ensembles MaxMILP sometimes needs less time than MILP (Sec. 6.2)",
+                            bool(faster) if robust else None,
+                            f"faster on {len(faster)} of {len(robust)} rows both proved robust"
+                            + (f" ({', '.join(map(str, faster))})" if faster else "")))
+    return findings
+
+
+def _attacker_findings(long: pd.DataFrame) -> list[Finding]:
+    """Sec. 6.2, "MaxMILP versus alternative attacks": BDA usually beats UA, neither reaches the
+    optimum of 1 that MaxMILP reaches."""
+    pivot = long.pivot_table(index="id", columns="method", values="value", aggfunc="first")
+    names = ["maxmilp", "uniform", "best_deterministic"]
+    complete = pivot.dropna(subset=names) if set(names) <= set(pivot.columns) else pd.DataFrame(columns=names)
+    wins = complete[(complete["maxmilp"] >= ONE) & (complete["uniform"] < ONE) & (complete["best_deterministic"] < ONE)]
+    evidence = f"{len(wins)} of {len(complete)} rows with all three values"
+    findings = [Finding("MaxMILP reaches value 1 where UA and BDA do not (Sec. 6.2)",
+                        len(wins) == len(complete) if len(complete) else None, evidence)]
+    pair = pivot.dropna(subset=["uniform", "best_deterministic"]) if {"uniform", "best_deterministic"} <= set(
+        pivot.columns) else pd.DataFrame(columns=["uniform", "best_deterministic"])
+    higher = int((pair["best_deterministic"] > pair["uniform"]).sum())
+    findings.append(Finding("The best deterministic attacker usually achieves a higher value than the uniform "
+                            "attacker (Sec. 6.2)", higher > len(pair) / 2 if len(pair) else None,
+                            f"BDA > UA in {higher} of {len(pair)} rows"))
+    # MaxMILP starts from the best of the baselines' attacks (experiment.run_row), so it can only
+    # fall below them if the start or the solver is broken.
+    beaten = int((complete["maxmilp"] + 1e-9 >= complete[["uniform", "best_deterministic"]].max(axis=1)).sum())
+    findings.append(sanity("MaxMILP's attack is at least as good as both baselines (its MIP start is the best "
+                           "of their attacks)", beaten == len(complete) if len(complete) else None,
+                           f"{beaten} of {len(complete)} rows"))
+    return findings
+
+
+def findings(table_id: str, long: pd.DataFrame) -> list[Finding]:
+    """The paper's findings for one table, decided on our rows."""
+    kind = TABLES[table_id][2]
+    if long.empty:
+        return []
+    return {"smt": _smt_findings, "maxmilp": _maxmilp_findings, "attackers": _attacker_findings}[kind](long)
+
+
+def outcome_summary(long: pd.DataFrame) -> pd.DataFrame:
+    """Per method: our outcomes beside the paper's, and how many rows have the same outcome. A
+    solver error is its own outcome: it never matches the paper's timeout."""
+    rows = []
+    for method in ("smt", "milp", "maxmilp", "uniform", "best_deterministic"):
+        frame = long[long["method"] == method]
+        if frame.empty:
+            continue
+        ours, paper = frame["outcome"].value_counts(), frame["paper_outcome"].value_counts()
+        row: dict[str, Any] = {"method": method, "rows": len(frame)}
+        for kind in ("attack", "robust", "timeout"):
+            row[f"{kind} (ours/paper)"] = f"{ours.get(kind, 0)}/{paper.get(kind, 0)}"
+        row["error (ours)"] = int(ours.get("error", 0))
+        row["same outcome"] = int((frame["outcome"] == frame["paper_outcome"]).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def compare(table_id: str, long: pd.DataFrame, time_limit: float, smt_time_limit: float) -> str:
     """The table's .compare.md: outcomes against the paper's, and the paper's findings decided."""
-    _, title, kind = TABLES[table_id]
+    _, title, _ = TABLES[table_id]
     lines = [f"# {table_id} compared with the paper's {title}", "",
              f"Our time limit: {time_limit:g} s per MILP call, {smt_time_limit:g} s for Z3 (the paper: 7200 s, "
              "hardware not stated). Our classifiers, data points and pixel scale are not the paper's (it gives none "
-             "of them), so values are compared by outcome (attack / robust / timeout), not digit by digit.", ""]
+             "of them), so values are compared by outcome (attack / robust / timeout), not digit by digit. "
+             f"A solver that failed is shown as {ERROR_CELL} and never counts as the paper's timeout.", ""]
     if long.empty:
         return "\n".join(lines + ["No row of this table was run (see ensemble.rows)."]) + "\n"
-    methods = [m for m in ("smt", "milp", "maxmilp") if m in set(long["method"])]
-    summary = []
-    for method in methods:
-        frame = long[long["method"] == method]
-        ours = frame["outcome"].value_counts()
-        paper = frame["paper_outcome"].value_counts()
-        agree = int((frame["outcome"] == frame["paper_outcome"]).sum())
-        summary.append({"method": method, "rows": len(frame),
-                        "attack (ours/paper)": f"{ours.get('attack', 0)}/{paper.get('attack', 0)}",
-                        "robust (ours/paper)": f"{ours.get('robust', 0)}/{paper.get('robust', 0)}",
-                        "timeout (ours/paper)": f"{ours.get('timeout', 0)}/{paper.get('timeout', 0)}",
-                        "same outcome": agree})
-    lines += [pd.DataFrame(summary).to_markdown(index=False), "", "## Findings", ""]
-    solved = {m: int(long[long["method"] == m]["outcome"].isin(["attack", "robust"]).sum()) for m in methods}
-    if kind == "smt":
-        milp_robust = int(((long["method"] == "milp") & (long["outcome"] == "robust")).sum())
-        lines.append(f"- MILP solves far more instances than SMT within the time limit, robust ones included: "
-                     f"MILP {solved['milp']} (robust {milp_robust}), SMT {solved['smt']} of "
-                     f"{int((long['method'] == 'milp').sum())}: "
-                     f"{_verdict(solved['milp'] > solved['smt'] and milp_robust > 0)}.")
-    if kind == "maxmilp":
-        lines.append(f"- MaxMILP answers (attack or robust) {solved['maxmilp']} rows, MILP {solved['milp']}.")
-        values = long[(long["method"] == "maxmilp") & (long["outcome"] == "attack")]["value"]
-        lines.append(f"- MaxMILP's attacks reach Val = 1 in {int((values >= 1 - 1e-9).sum())} of {len(values)} rows "
-                     "(the paper: 1.00 wherever it found an attack).")
-    if kind == "attackers":
-        pivot = long.pivot_table(index="id", columns="method", values="value", aggfunc="first")
-        if {"maxmilp", "uniform", "best_deterministic"} <= set(pivot.columns):
-            complete = pivot.dropna(subset=["maxmilp", "uniform", "best_deterministic"])
-            wins = complete[(complete["maxmilp"] >= 1 - 1e-9) & (complete["uniform"] < 1)
-                            & (complete["best_deterministic"] < 1)]
-            lines.append(f"- MaxMILP reaches value 1 where UA and BDA do not: {len(wins)} of {len(complete)} rows "
-                         f"with all three values; {_verdict(len(complete) > 0 and len(wins) == len(complete))}.")
-            beaten = int((complete["maxmilp"] + 1e-9 >= complete[["uniform", "best_deterministic"]].max(axis=1))
-                         .sum())
-            lines.append(f"- MaxMILP's attack is at least as good as both baselines in {beaten} of {len(complete)} "
-                         "rows (it is optimal over randomized attacks, so it cannot be worse when solved).")
-    disagreements = long[(long["outcome"] != long["paper_outcome"]) & long["method"].isin(methods)]
+    lines += [outcome_summary(long).to_markdown(index=False), "", findings_markdown(findings(table_id, long))]
+    disagreements = long[long["outcome"] != long["paper_outcome"]]
     if len(disagreements):
-        lines += ["", "## Rows whose outcome differs from the paper's", ""]
+        lines += ["## Rows whose outcome differs from the paper's", ""]
         for row in disagreements.itertuples():
-            lines.append(f"- row {row.id}, {row.method}: ours {row.outcome}, the paper {row.paper_outcome} "
-                         f"({row.paper_time} s, {row.paper_value})")
+            paper = f"{row.paper_time} s, {row.paper_value}" if row.paper_time is not None else str(row.paper_value)
+            note = f": {row.note}" if row.outcome == "error" and row.note else ""
+            lines.append(f"- row {row.id}, {row.method}: ours {row.outcome}{note}, the paper {row.paper_outcome} "
+                         f"({paper})")
+        lines.append("")
     robust_partial = long[(long["outcome"] == "robust") & (long["complete"] == False)]  # noqa: E712
     if len(robust_partial):
-        lines += ["", f"robust† ({len(robust_partial)} entries): no attack built from at most |A| deterministic "
+        lines += [f"robust† ({len(robust_partial)} entries): no attack built from at most |A| deterministic "
                   "attacks reaches alpha; Proposition 1 needs (|X|+1)^|C| attacks for a full proof (alpha < 1)."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
