@@ -38,9 +38,10 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: run
-	$(BIN)/python -m nnassure.bench
-	$(BIN)/python -m nnassure.bench_proven
-	$(BIN)/python -m nnassure.bench_ensemble
+	$(BIN)/python -m nnassure.bench.certify experiment=quick dataset=c train.cost_fn=1 threads=$(CORES)
+	$(BIN)/python -m nnassure.bench.proven experiment=quick proven.model=digits_relu_4x128 threads=$(CORES)
+	# one solver thread, as the ensemble_row jobs whose times it reports ran
+	$(BIN)/python -m nnassure.bench.ensemble experiment=quick threads=1
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -1,0 +1,43 @@
+"""``make bench``'s modules: inputs come from the composed experiment and a missing one stops the
+benchmark in one line; the PROVEN target is judged on the cold ratio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nnassure.bench import certify, ensemble, proven
+
+
+def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnassure bench.") and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize(("module", "extra", "missing"), [
+    (certify, ["dataset=c", "train.cost_fn=1"], "data/c.parquet"),
+    (proven, ["proven.model=digits_relu_1x16"], "data/digits.npz"),
+    (ensemble, [], "ensemble/rows/25.json"),
+])
+def test_a_missing_input_stops_a_benchmark_in_one_line(tmp_path: Path, capsys, module, extra, missing) -> None:
+    out = tmp_path / "report.md"
+    message = _error(capsys, module.main, ["experiment=smoke", f"results_dir={tmp_path}", *extra, "--out", str(out)])
+    assert str(tmp_path / "smoke" / missing) in message and "not found" in message
+    assert not out.exists()
+
+
+def test_the_proven_benchmark_needs_a_model_and_refuses_stray_arguments(tmp_path: Path, capsys) -> None:
+    message = _error(capsys, proven.main, ["experiment=smoke", f"results_dir={tmp_path}"])
+    assert "proven.model" in message
+    message = _error(capsys, proven.main, ["experiment=smoke", "digits_relu_1x16"])
+    assert "unknown argument" in message and "digits_relu_1x16" in message
+
+
+def test_the_proven_target_is_judged_on_the_cold_ratio() -> None:
+    assert proven.verdict(worst_seconds=1.0, cold_seconds=1.2) == "met"
+    assert proven.verdict(worst_seconds=1.0, cold_seconds=1.3) == "not met"  # however short the warm step
