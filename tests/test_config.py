@@ -35,7 +35,8 @@ def test_experiments_compose(experiment, grid_name, n_samples, methods):
 
 
 def test_dataset_group_and_overrides():
-    cfg = compose(["dataset=c", "train.cost_fn=10", "certify.eps=[0.5]"])
+    cfg = compose(["dataset=c", "train.cost_fn=10", "certify.eps=[0.5]", "report.fig2_eps=0.5",
+                   "report.fig3_eps=0.5"])
     assert (cfg.dataset.name, cfg.dataset.n_samples, cfg.dataset.seed) == ("c", 10000, 13)
     assert cfg.dataset.minority_fraction == pytest.approx(0.0909)
     assert cfg.train.cost_fn == 10.0

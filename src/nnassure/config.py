@@ -1,264 +1,449 @@
-"""Structured Hydra configuration: the one source of parameters for every stage and the Snakefile.
+"""The one source of parameters for every stage and the Snakefile: ``conf/`` composed by Hydra,
+then checked against the pydantic schema below.
 
-The dataclasses below are registered in Hydra's ConfigStore as the schema of ``conf/``; OmegaConf
-checks keys and types when the YAML is merged onto them, and :func:`validate` checks the values.
-:func:`compose` is what both the stage entry points and the Snakefile call, so a bad value
-fails at compose time wherever the config is built.
+Hydra only composes (groups, experiments, command-line overrides); the schema then refuses
+unknown keys, wrong types and values a key does not allow, each in one line naming the key
+(:mod:`nnassure.config_errors`). Field constraints are declared on the types (``PositiveFloat``,
+``Depth``, ``one_of(...)``, ...); checks that involve several keys are the ``model_validator``
+of the section they belong to, or of :class:`Config` when they span sections. :func:`compose`
+returns the validated values as a read-only DictConfig, so a bad value fails at compose time,
+wherever the config is built.
+
+Composing must stay cheap: the Snakefile composes at parse time and every stage job composes
+once, so nothing here imports torch (the ensemble's benchmark rows and MILP backend names are
+loaded without the torch-importing ``nnassure.ensemble`` package; see :func:`_ensemble_module`).
+
+Every key has an effect or is refused. The keys the architecture search chooses per trial,
+:data:`SEARCHED_KEYS` (``train.lr``, ``train.weight_decay``, ``model.depth``, ``model.width``,
+``model.dropout``), are read by the train stage only when ``train.hparams_file`` is null (a
+hand-run of train on a fixed architecture); with ``train.hparams_file`` set the search winner's
+values are trained, so these keys must then keep their defaults. The pipeline always trains the
+search winner, so :func:`compose_pipeline` refuses them too, at parse time rather than in every
+train job. ``train.batch_size`` applies to the search trials as well as to the final training,
+so that the winner is trained the way it was selected.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import re
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Annotated, Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from nnassure.config_errors import fail, from_hydra, from_validation, invalid
 from nnassure.errors import ConfigError
+from nnassure.model_id import ACTIVATION_NAMES, IMAGE_DATASETS, MODEL_ID, MODEL_ID_ALLOWED, ModelId, match_model_id
+from nnassure.model_id import parse_model_id as parse_model_id
+
+__all__ = [
+    "ACTIVATION_NAMES", "DATASETS", "IMAGE_DATASETS", "MAX_DEPTH", "METHODS", "MODEL_ID", "NORMS",
+    "SEARCHED_KEYS", "SIGN_CLASS_NAMES", "TRACKING_MODES", "Config", "ConfigError", "ModelId",
+    "check_searched_keys", "compose", "compose_many", "compose_pipeline", "conf_dir", "parse_model_id",
+    "register_configs", "validate",
+]
 
 DATASETS = ("a", "b", "c")
 NORMS = ("linf", "l2")
 METHODS = ("ibp", "crown", "alpha-crown")
 TRACKING_MODES = ("offline", "disabled", "online")
+BOUNDS = ("interval", "lirpa")
 MAX_DEPTH = 4
-IMAGE_DATASETS = ("digits", "signs")
-ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "arctan")
 SIGN_CLASS_NAMES = ("give_way", "priority_road", "stop", "no_entry", "speed_limit", "ahead_only")
-MODEL_ID = re.compile(r"(?P<dataset>[a-z]+)_(?P<activation>[a-z]+)_(?P<depth>[0-9]+)x(?P<width>[0-9]+)")
 
 
-@dataclass(frozen=True)
-class ModelId:
-    """A PROVEN model named ``<dataset>_<activation>_<depth>x<width>``."""
+def _ensemble_module(name: str) -> ModuleType:
+    """``nnassure.ensemble.<name>`` for a module that itself imports nothing heavy.
 
-    dataset: str
-    activation: str
-    depth: int
-    width: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.dataset}_{self.activation}_{self.depth}x{self.width}"
-
-    @property
-    def architecture(self) -> str:
-        return f"{self.depth}x[{self.width}]"
-
-
-def parse_model_id(name: str, key: str = "proven.models") -> ModelId:
-    """Parse and check a model name; raise :class:`ConfigError` naming ``key`` if it is invalid."""
-    match = MODEL_ID.fullmatch(str(name))
-    allowed = (f"<dataset>_<activation>_<depth>x<width> with dataset in {IMAGE_DATASETS}, activation in "
-               f"{ACTIVATION_NAMES}, depth 1..8, width >= 1 (e.g. digits_relu_2x20)")
-    if match is None:
-        _fail(key, name, allowed)
-    model = ModelId(match["dataset"], match["activation"], int(match["depth"]), int(match["width"]))
-    if model.dataset not in IMAGE_DATASETS or model.activation not in ACTIVATION_NAMES \
-            or not 1 <= model.depth <= 8 or model.width < 1:
-        _fail(key, name, allowed)
-    return model
+    ``nnassure/ensemble/__init__.py`` imports the solver and network code (torch among it), and
+    a plain import of any submodule runs it first; composing a config must not cost that. So
+    unless the package is imported already, the file is loaded on its own under a private name
+    (a second copy of the module, used only for checking the config).
+    """
+    full_name = f"nnassure.ensemble.{name}"
+    if "nnassure.ensemble" in sys.modules:
+        return importlib.import_module(full_name)
+    private_name = f"nnassure._config_ensemble_{name}"
+    if private_name in sys.modules:
+        return sys.modules[private_name]
+    spec = importlib.util.spec_from_file_location(private_name, Path(__file__).parent / "ensemble" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[private_name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
-@dataclass
-class GridConfig:
+# --- value types: what a key allows, said once -------------------------------------------------
+
+
+def rule(allowed: str, ok: Callable[[Any], bool]) -> AfterValidator:
+    """A constraint on a typed value; ``allowed`` is the "expected ..." of its error message."""
+
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise invalid(allowed, value)
+        return value
+
+    return AfterValidator(check)
+
+
+def one_of(choices: Sequence[str]) -> AfterValidator:
+    return rule("one of " + ", ".join(choices), lambda v: v in choices)
+
+
+def at_least(minimum: int) -> AfterValidator:
+    return rule(f"an integer >= {minimum}", lambda v: v >= minimum)
+
+
+def non_empty(what: str = "a non-empty list") -> AfterValidator:
+    return rule(what, lambda v: len(v) > 0)
+
+
+def _number_as_text(value: Any) -> Any:
+    # Hydra parses `grid.name=2024` as an int; a name or path given as a number is still text.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+PositiveFloat = Annotated[float, rule("a finite number > 0", lambda v: math.isfinite(v) and v > 0)]
+NonNegativeFloat = Annotated[float, rule("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)]
+PositiveInt = Annotated[int, at_least(1)]
+Depth = Annotated[int, rule(f"an integer in 1..{MAX_DEPTH}", lambda v: 1 <= v <= MAX_DEPTH)]
+Dropout = Annotated[float, rule("a number in [0, 1)", lambda v: 0.0 <= v < 1.0)]
+Accuracy = Annotated[float, rule("an accuracy in [0, 1]", lambda v: 0.0 <= v <= 1.0)]
+Confidence = Annotated[float, rule("a confidence in (0, 1)", lambda v: 0.0 < v < 1.0)]
+Dataset = Annotated[str, one_of(DATASETS)]
+Method = Annotated[str, one_of(METHODS)]
+ModelName = Annotated[str, rule(MODEL_ID_ALLOWED, lambda v: match_model_id(v) is not None)]
+SignClass = Annotated[str, one_of(SIGN_CLASS_NAMES)]
+
+
+def _check_backend(value: str) -> str:
+    backends = _ensemble_module("backends").BACKENDS
+    if value not in backends:
+        raise invalid("one of " + ", ".join(backends), value)
+    return value
+
+
+Backend = Annotated[str, AfterValidator(_check_backend)]
+
+
+def _close_to_any(value: float, values: Sequence[float]) -> bool:
+    # The report selects rows with np.isclose(eps, value); the same tolerance here.
+    return any(abs(value - v) <= 1e-8 + 1e-5 * abs(v) for v in values)
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    # strict: no silent conversions (true -> 1, 2.5 -> 2, "1" -> 1); ints are still accepted as
+    # floats. forbid: a misspelt key is an error, not a silently ignored extra.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class GridConfig(Section):
     """The experiment grid the Snakefile expands: which data sets and costs are run."""
 
-    name: str = "quick"
-    datasets: list[str] = field(default_factory=lambda: ["a", "b", "c"])
-    costs: list[float] = field(default_factory=lambda: [1.0, 10.0, 50.0])
+    name: Text = "quick"
+    datasets: Annotated[list[Dataset], non_empty("a non-empty list of " + ", ".join(DATASETS))] = \
+        Field(default_factory=lambda: ["a", "b", "c"])
+    costs: Annotated[list[PositiveFloat], non_empty("a non-empty list of costs > 0")] = \
+        Field(default_factory=lambda: [1.0, 10.0, 50.0])
 
 
-@dataclass
-class DatasetConfig:
+class DatasetConfig(Section):
     """A 2-D data set of the verified-classification paper (Sec. 1.1), generated offline."""
 
-    name: str = "a"
-    n_samples: int = 1000
-    minority_fraction: float = 1 / 3
-    margin: float = 0.004
-    val_fraction: float = 0.2
+    name: Dataset = "a"
+    n_samples: Annotated[int, at_least(20)] = 1000
+    minority_fraction: Annotated[float, rule("a number in (0, 0.5]", lambda v: 0.0 < v <= 0.5)] = 1 / 3
+    margin: NonNegativeFloat = 0.004
+    val_fraction: Annotated[float, rule("a number in (0, 1)", lambda v: 0.0 < v < 1.0)] = 0.2
     seed: int = 0
 
 
-@dataclass
-class ModelConfig:
-    """MLP of Sec. 3.1: ``depth`` hidden ReLU layers of ``width`` units and one logit."""
+class ModelConfig(Section):
+    """MLP of Sec. 3.1: ``depth`` hidden ReLU layers of ``width`` units and one logit. Used by a
+    hand-run of the train stage without ``train.hparams_file`` (see :data:`SEARCHED_KEYS`)."""
 
-    depth: int = 2
-    width: int = 64
-    dropout: float = 0.0
+    depth: Depth = 2
+    width: PositiveInt = 64
+    dropout: Dropout = 0.0
 
 
-@dataclass
-class TrainConfig:
-    """Adam on the double-weighted BCE of Eqs. (1)-(2) with early stopping (Sec. 4.2)."""
+class TrainConfig(Section):
+    """Adam on the double-weighted BCE of Eqs. (1)-(2) with early stopping (Sec. 4.2).
 
-    cost_fn: float = 1.0
-    cost_fp: float = 1.0
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    max_epochs: int = 200
-    patience: int = 15
+    ``cost_fn``/``cost_fp`` also weight the search's trials and select its winner;
+    ``batch_size`` is the batch size of the search trials and of the final training;
+    ``lr``/``weight_decay`` apply only without ``hparams_file`` (see :data:`SEARCHED_KEYS`).
+    """
+
+    cost_fn: PositiveFloat = 1.0
+    cost_fp: PositiveFloat = 1.0
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 32
+    max_epochs: PositiveInt = 200
+    patience: PositiveInt = 15
     seed: int = 0
     # Architecture-search result (JSON) whose winner is trained; None: use model.* and train.*.
-    hparams_file: str | None = None
+    hparams_file: Text | None = None
 
 
-@dataclass
-class SearchConfig:
+class SearchConfig(Section):
     """Random architecture search of Sec. 4.2, selected by validation cost per sample."""
 
-    n_trials: int = 8
-    max_epochs: int = 60
-    patience: int = 8
-    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 2e-3])
-    weight_decays: list[float] = field(default_factory=lambda: [0.0, 1e-4])
-    dropouts: list[float] = field(default_factory=lambda: [0.0, 0.1])
+    n_trials: PositiveInt = 8
+    max_epochs: PositiveInt = 60
+    patience: PositiveInt = 8
+    depths: Annotated[list[Depth], non_empty()] = Field(default_factory=lambda: [1, 2, 3, 4])
+    widths: Annotated[list[PositiveInt], non_empty()] = Field(default_factory=lambda: [32, 64, 128, 256])
+    lrs: Annotated[list[PositiveFloat], non_empty()] = Field(default_factory=lambda: [3e-4, 1e-3, 2e-3])
+    weight_decays: Annotated[list[NonNegativeFloat], non_empty()] = Field(default_factory=lambda: [0.0, 1e-4])
+    dropouts: Annotated[list[Dropout], non_empty()] = Field(default_factory=lambda: [0.0, 0.1])
     seed: int = 0
 
 
-@dataclass
-class CertifyConfig:
+class CertifyConfig(Section):
     """LiRPA verification of Sec. 3.2 and per-sample certified radii."""
 
-    method: str = "crown"
-    methods: list[str] = field(default_factory=lambda: ["crown"])
-    norms: list[str] = field(default_factory=lambda: ["linf", "l2"])
-    eps: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.025])
+    method: Method = "crown"
+    methods: Annotated[list[Method], non_empty()] = Field(default_factory=lambda: ["crown"])
+    norms: Annotated[list[Annotated[str, one_of(NORMS)]], non_empty("a non-empty list of " + ", ".join(NORMS))] = \
+        Field(default_factory=lambda: ["linf", "l2"])
+    eps: Annotated[list[PositiveFloat], non_empty("a non-empty list of radii > 0")] = \
+        Field(default_factory=lambda: [0.001, 0.01, 0.025])
     clip_to_domain: bool = False
-    batch_size: int = 4096
-    alpha_batch_size: int = 20
-    alpha_iterations: int = 20
-    radius_max: float = 0.5
-    radius_steps: int = 16
+    batch_size: PositiveInt = 4096
+    alpha_batch_size: PositiveInt = 20
+    alpha_iterations: PositiveInt = 20
+    radius_max: PositiveFloat = 0.5
+    radius_steps: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _method_is_computed(self) -> CertifyConfig:
+        if self.method not in self.methods:
+            fail("certify.method", self.method, "one of certify.methods " + str(self.methods))
+        return self
 
 
-@dataclass
-class ImagesConfig:
+class ImagesConfig(Section):
     """Image data sets (sklearn's 8x8 digits; traffic signs rendered with OpenCV) and the training
     of multi-class MLPs on them (Adam, cross-entropy, early stopping on the validation split)."""
 
-    digits_size: int = 8
-    signs_size: int = 16
-    signs_per_class: int = 400
-    sign_classes: list[str] = field(default_factory=lambda: list(SIGN_CLASS_NAMES))
-    split: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])
+    digits_size: Annotated[int, at_least(2)] = 8
+    signs_size: Annotated[int, at_least(6)] = 16
+    signs_per_class: Annotated[int, at_least(5)] = 400
+    sign_classes: Annotated[list[SignClass], rule("at least 2 of " + ", ".join(SIGN_CLASS_NAMES),
+                                                  lambda v: len(v) >= 2)] = \
+        Field(default_factory=lambda: list(SIGN_CLASS_NAMES))
+    split: Annotated[list[float], rule("three positive fractions (train, val, test) summing to 1",
+                                       lambda v: len(v) == 3 and all(f > 0 for f in v)
+                                       and abs(sum(v) - 1) <= 1e-9)] = \
+        Field(default_factory=lambda: [0.7, 0.1, 0.2])
     seed: int = 0
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    max_epochs: int = 100
-    patience: int = 10
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 64
+    max_epochs: PositiveInt = 100
+    patience: PositiveInt = 10
 
 
-@dataclass
-class ProvenConfig:
+class ProvenConfig(Section):
     """PROVEN (Weng et al.): largest eps certified in the worst case and at confidence gamma.
 
     Models are named ``<dataset>_<activation>_<depth>x<width>`` (e.g. ``digits_relu_2x20``).
     """
 
-    models: list[str] = field(default_factory=lambda: ["digits_relu_2x20", "digits_tanh_2x20"])
+    models: Annotated[list[ModelName], non_empty("a non-empty list of model names")] = \
+        Field(default_factory=lambda: ["digits_relu_2x20", "digits_tanh_2x20"])
     # Models also certified under Gaussian noise (Fig. 1) and resampled for Table 4.
-    gaussian_models: list[str] = field(default_factory=lambda: ["digits_relu_2x20"])
-    table4_models: list[str] = field(default_factory=lambda: ["digits_relu_2x20"])
-    model: str | None = None  # the model one stage run works on (a Snakemake wildcard)
-    gammas: list[float] = field(default_factory=lambda: [0.9999, 0.75, 0.5, 0.25, 0.05])
-    samples: int = 100  # correctly classified test points per model (Gaussian certificates: these only)
-    table4_samples: int = 300  # the pool Table 4's random trials draw from (table4_models only)
-    table2_samples: int = 10  # Table 2 averages over 10 images
-    table4_trials: int = 100
-    table4_sizes: list[int] = field(default_factory=lambda: [10, 50, 100])
-    eps_min: float = 1e-4
+    gaussian_models: list[str] = Field(default_factory=lambda: ["digits_relu_2x20"])
+    table4_models: list[str] = Field(default_factory=lambda: ["digits_relu_2x20"])
+    model: ModelName | None = None  # the model one stage run works on (a Snakemake wildcard)
+    gammas: Annotated[list[Confidence], non_empty("a non-empty list of confidences in (0, 1)")] = \
+        Field(default_factory=lambda: [0.9999, 0.75, 0.5, 0.25, 0.05])
+    samples: PositiveInt = 100  # correctly classified test points per model (Gaussian certificates: these only)
+    table4_samples: PositiveInt = 300  # the pool Table 4's random trials draw from (table4_models only)
+    table2_samples: PositiveInt = 10  # Table 2 averages over 10 images
+    table4_trials: PositiveInt = 100
+    table4_sizes: list[PositiveInt] = Field(default_factory=lambda: [10, 50, 100])
+    eps_min: PositiveFloat = 1e-4
     eps_max: float = 0.5
-    bisection_tolerance: float = 5e-4  # relative resolution of the bisection on eps
-    guess_factor: float = 2.0  # PROVEN's bisection first tries guess_factor x the worst-case eps
-    batch_size: int = 256
-    sigma_ratio: float = 3.0  # Gaussian std = eps / sigma_ratio (3-sigma rule, Remark 3.4)
-    correlation_length: float = 1.0  # pixels, for correlated Gaussian noise
-    channel_correlation: float = 0.5
+    bisection_tolerance: PositiveFloat = 5e-4  # relative resolution of the bisection on eps
+    # PROVEN's bisection first tries guess_factor x the worst-case eps
+    guess_factor: Annotated[float, rule("a number > 1", lambda v: v > 1.0)] = 2.0
+    batch_size: PositiveInt = 256
+    sigma_ratio: PositiveFloat = 3.0  # Gaussian std = eps / sigma_ratio (3-sigma rule, Remark 3.4)
+    correlation_length: PositiveFloat = 1.0  # pixels, for correlated Gaussian noise
+    channel_correlation: Annotated[float, rule("a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)] = 0.5
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ProvenConfig:
+        names = [parse_model_id(m).name for m in self.models]
+        for key in ("gaussian_models", "table4_models"):
+            for i, name in enumerate(getattr(self, key)):
+                if name not in names:
+                    fail(f"proven.{key}[{i}]", name, "one of proven.models " + str(names))
+        if self.table2_samples > self.samples:
+            fail("proven.table2_samples", self.table2_samples, f"at most proven.samples ({self.samples})")
+        if not self.eps_max > self.eps_min:
+            fail("proven.eps_max", self.eps_max, f"a number > proven.eps_min ({self.eps_min})")
+        return self
 
-@dataclass
-class EnsembleConfig:
+
+class EnsembleConfig(Section):
     """Robustness of classifier ensembles against randomized attacks (Gross et al.): the
     benchmark rows (conf/ensemble/benchmarks.yaml, the paper's appendix) and how they are solved."""
 
-    benchmarks: list[Any] = field(default_factory=list)  # the 38 rows, validated by nnassure.ensemble.benchmarks
-    rows: list[int] = field(default_factory=list)  # benchmark ids to run; empty = every row
+    benchmarks: list[Any] = Field(default_factory=list)  # the 38 rows, checked by nnassure.ensemble.benchmarks
+    rows: list[int] = Field(default_factory=list)  # benchmark ids to run; empty = every row
     row: int | None = None  # the row one stage run works on (a Snakemake wildcard)
     instance: str | None = None  # the ensemble of one training run, e.g. mnist_0_1-8x8 (a wildcard)
-    classifier: int | None = None  # which of its classifiers (1-based; a wildcard)
-    backends: list[str] = field(default_factory=lambda: ["highs", "gurobi"])  # every row's MILP on each
-    table_backend: str = "highs"  # MaxMILP, baselines and the tables' MILP column
+    classifier: PositiveInt | None = None  # which of its classifiers (1-based; a wildcard)
+    backends: Annotated[list[Backend], non_empty("a non-empty list of MILP backends")] = \
+        Field(default_factory=lambda: ["highs", "gurobi"])  # every row's MILP on each
+    table_backend: Backend = "highs"  # MaxMILP, baselines and the tables' MILP column
     smt: bool = True  # Z3 on every row (Tables 1 and 4)
-    time_limit: float = 7200.0  # seconds per solver call (the paper's 7200 s)
-    smt_time_limit: float = 7200.0
-    bounds: str = "lirpa"  # big-M constants: interval | lirpa (CROWN over the L1 ball, intersected)
-    margin: float = 1e-4  # attacks must misclassify by this logit margin to survive float64
+    time_limit: PositiveFloat = 7200.0  # seconds per solver call (the paper's 7200 s)
+    smt_time_limit: PositiveFloat = 7200.0
+    bounds: Annotated[str, one_of(BOUNDS)] = "lirpa"  # big-M constants: interval | lirpa (CROWN over the L1 ball)
+    margin: NonNegativeFloat = 1e-4  # attacks must misclassify by this logit margin to survive float64
     # the classifiers (the paper gives no architecture; small, so that the MILPs stay solvable)
-    depth: int = 2
-    width: int = 10
-    conv_filters: int = 2
-    conv_kernel: int = 3
-    pool: int = 2
-    conv_hidden: int = 8
-    max_epochs: int = 100
-    signs_per_class: int = 300
-    min_accuracy_digits: float = 0.9
-    min_accuracy_signs: float = 0.8
-    training_attempts: int = 5  # seeds tried per classifier to reach the accuracy bar
+    depth: Depth = 2
+    width: PositiveInt = 10
+    conv_filters: PositiveInt = 2
+    conv_kernel: PositiveInt = 3
+    pool: PositiveInt = 2
+    conv_hidden: PositiveInt = 8
+    max_epochs: PositiveInt = 100
+    signs_per_class: PositiveInt = 300
+    min_accuracy_digits: Accuracy = 0.9
+    min_accuracy_signs: Accuracy = 0.8
+    training_attempts: PositiveInt = 5  # seeds tried per classifier to reach the accuracy bar
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _rows_exist(self) -> EnsembleConfig:
+        rows = _ensemble_module("benchmarks").parse_benchmarks(self.benchmarks, "ensemble.benchmarks")
+        ids = [r.id for r in rows]
+        for i, row in enumerate(self.rows):
+            if row not in ids:
+                fail(f"ensemble.rows[{i}]", row, f"a benchmark id of ensemble.benchmarks ({min(ids)}..{max(ids)})")
+        if self.row is not None and self.row not in ids:
+            fail("ensemble.row", self.row, "a benchmark id of ensemble.benchmarks")
+        instances = sorted({r.instance for r in rows})
+        if self.instance is not None and self.instance not in instances:
+            fail("ensemble.instance", self.instance, "one of " + ", ".join(instances))
+        return self
 
-@dataclass
-class TrackingConfig:
+
+class TrackingConfig(Section):
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
-    mode: str = "offline"
-    project: str = "nnassure"
-    entity: str | None = None
+    mode: Annotated[str, one_of(TRACKING_MODES)] = "offline"
+    project: Text = "nnassure"
+    entity: Text | None = None
 
 
-@dataclass
-class ReportConfig:
-    fig2_dataset: str = "a"
-    fig2_cost: float = 1.0
-    fig2_eps: float = 0.025
-    fig3_dataset: str = "b"
-    fig3_eps: float = 0.01
+class ReportConfig(Section):
+    """What Figs. 2 and 3 of the report show. A figure whose data set (or, for Fig. 2, cost) is
+    not in the grid is not drawn (see nnassure.report.outputs); its eps must be one that
+    ``certify.eps`` certifies, or the figure would be empty."""
+
+    fig2_dataset: Dataset = "a"
+    fig2_cost: PositiveFloat = 1.0
+    fig2_eps: PositiveFloat = 0.025
+    fig3_dataset: Dataset = "b"
+    fig3_eps: PositiveFloat = 0.01
 
 
-@dataclass
-class Config:
-    grid: GridConfig = field(default_factory=GridConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    certify: CertifyConfig = field(default_factory=CertifyConfig)
-    images: ImagesConfig = field(default_factory=ImagesConfig)
-    proven: ProvenConfig = field(default_factory=ProvenConfig)
-    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    results_dir: str = "results"
-    threads: int = 1
+class Config(Section):
+    grid: GridConfig = Field(default_factory=GridConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    certify: CertifyConfig = Field(default_factory=CertifyConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    proven: ProvenConfig = Field(default_factory=ProvenConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    results_dir: Text = "results"
+    threads: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Config:
+        for key in ("fig2_eps", "fig3_eps"):
+            eps = getattr(self.report, key)
+            if not _close_to_any(eps, self.certify.eps):
+                fail(f"report.{key}", eps, f"one of certify.eps {self.certify.eps} (the radii that are certified)")
+        if self.train.hparams_file is not None:
+            check_searched_keys(self, "when train.hparams_file is set (the search winner's value is trained)")
+        return self
+
+
+# Keys the architecture search chooses per trial, with the search key each is drawn from. The
+# train stage reads them only when it trains a fixed architecture (train.hparams_file null).
+SEARCHED_KEYS = {
+    "train.lr": "search.lrs",
+    "train.weight_decay": "search.weight_decays",
+    "model.depth": "search.depths",
+    "model.width": "search.widths",
+    "model.dropout": "search.dropouts",
+}
+
+
+def _default(key: str) -> Any:
+    section, name = key.split(".")
+    return Config.model_fields[section].annotation.model_fields[name].default  # type: ignore[union-attr]
+
+
+def check_searched_keys(cfg: Config | DictConfig, setting: str) -> None:
+    """Refuse a non-default value of a :data:`SEARCHED_KEYS` key in a ``setting`` where the
+    search's choice is used instead, so that setting it cannot silently do nothing."""
+    for key, searched in SEARCHED_KEYS.items():
+        section, name = key.split(".")
+        value, default = getattr(getattr(cfg, section), name), _default(key)
+        if value != default:
+            fail(key, value, f"its default {default!r} {setting}; the search chooses it from {searched}")
+
+
+def _schema_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Every key's default, as plain data (built without running the validators: the default
+    ensemble has no benchmark rows, which the full check would refuse)."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        factory = info.default_factory
+        if isinstance(factory, type) and issubclass(factory, BaseModel):
+            out[name] = _schema_defaults(factory)
+        else:
+            out[name] = factory() if factory is not None else info.default  # type: ignore[call-arg]
+    return out
 
 
 def register_configs() -> None:
-    store = ConfigStore.instance()
-    store.store(name="schema", node=Config)
+    """Store the defaults of every key as the ``schema`` entry of conf/config.yaml's defaults
+    list: Hydra then knows every key (``foo=1`` is refused, ``report.fig2_eps=...`` can be set
+    although no YAML file has a report section), and the types are left to :func:`validate`."""
+    ConfigStore.instance().store(name="schema", node=_schema_defaults(Config))
 
 
 def conf_dir() -> Path:
@@ -266,205 +451,26 @@ def conf_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"invalid config value {key}={value!r}: expected {allowed}")
+def validate(cfg: DictConfig | dict[str, Any]) -> Config:
+    """Check every key and value of a composed config; raise :class:`ConfigError` naming the bad key."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc, Config) from None
 
 
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        _fail(key, value, "one of " + ", ".join(choices))
+def _read_only(config: Config) -> DictConfig:
+    cfg = OmegaConf.create(config.model_dump())
+    OmegaConf.set_struct(cfg, True)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
 
 
-def _check_positive(key: str, value: float, *, strict: bool = True) -> None:
-    ok = value > 0 if strict else value >= 0
-    if not ok or not math.isfinite(value):
-        _fail(key, value, "a finite number " + ("> 0" if strict else ">= 0"))
-
-
-def _check_fraction(key: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        _fail(key, value, "a number in [0, 1)")
-
-
-def _check_depth(key: str, value: int) -> None:
-    if not 1 <= value <= MAX_DEPTH:
-        _fail(key, value, f"an integer in 1..{MAX_DEPTH}")
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check every value of a composed config; raise :class:`ConfigError` naming the bad key."""
-    for i, name in enumerate(cfg.grid.datasets):
-        _check_choice(f"grid.datasets[{i}]", name, DATASETS)
-    for i, cost in enumerate(cfg.grid.costs):
-        _check_positive(f"grid.costs[{i}]", cost)
-    if not cfg.grid.datasets or not cfg.grid.costs:
-        _fail("grid", OmegaConf.to_container(cfg.grid), "non-empty lists grid.datasets and grid.costs")
-
-    _check_choice("dataset.name", cfg.dataset.name, DATASETS)
-    if cfg.dataset.n_samples < 20:
-        _fail("dataset.n_samples", cfg.dataset.n_samples, "an integer >= 20")
-    if not 0.0 < cfg.dataset.minority_fraction <= 0.5:
-        _fail("dataset.minority_fraction", cfg.dataset.minority_fraction, "a number in (0, 0.5]")
-    _check_positive("dataset.margin", cfg.dataset.margin, strict=False)
-    if not 0.0 < cfg.dataset.val_fraction < 1.0:
-        _fail("dataset.val_fraction", cfg.dataset.val_fraction, "a number in (0, 1)")
-
-    _check_depth("model.depth", cfg.model.depth)
-    if cfg.model.width < 1:
-        _fail("model.width", cfg.model.width, "an integer >= 1")
-    _check_fraction("model.dropout", cfg.model.dropout)
-
-    _check_positive("train.cost_fn", cfg.train.cost_fn)
-    _check_positive("train.cost_fp", cfg.train.cost_fp)
-    _check_positive("train.lr", cfg.train.lr)
-    _check_positive("train.weight_decay", cfg.train.weight_decay, strict=False)
-    for key in ("batch_size", "max_epochs", "patience"):
-        if cfg.train[key] < 1:
-            _fail(f"train.{key}", cfg.train[key], "an integer >= 1")
-
-    if cfg.search.n_trials < 1:
-        _fail("search.n_trials", cfg.search.n_trials, "an integer >= 1")
-    for key in ("max_epochs", "patience"):
-        if cfg.search[key] < 1:
-            _fail(f"search.{key}", cfg.search[key], "an integer >= 1")
-    for key in ("depths", "widths", "lrs", "weight_decays", "dropouts"):
-        if not cfg.search[key]:
-            _fail(f"search.{key}", [], "a non-empty list")
-    for i, depth in enumerate(cfg.search.depths):
-        _check_depth(f"search.depths[{i}]", depth)
-    for i, width in enumerate(cfg.search.widths):
-        if width < 1:
-            _fail(f"search.widths[{i}]", width, "an integer >= 1")
-    for i, lr in enumerate(cfg.search.lrs):
-        _check_positive(f"search.lrs[{i}]", lr)
-    for i, wd in enumerate(cfg.search.weight_decays):
-        _check_positive(f"search.weight_decays[{i}]", wd, strict=False)
-    for i, p in enumerate(cfg.search.dropouts):
-        _check_fraction(f"search.dropouts[{i}]", p)
-
-    _check_choice("certify.method", cfg.certify.method, METHODS)
-    for i, method in enumerate(cfg.certify.methods):
-        _check_choice(f"certify.methods[{i}]", method, METHODS)
-    if cfg.certify.method not in cfg.certify.methods:
-        _fail("certify.method", cfg.certify.method, "one of certify.methods " + str(list(cfg.certify.methods)))
-    for i, norm in enumerate(cfg.certify.norms):
-        _check_choice(f"certify.norms[{i}]", norm, NORMS)
-    for i, eps in enumerate(cfg.certify.eps):
-        _check_positive(f"certify.eps[{i}]", eps)
-    if not cfg.certify.eps or not cfg.certify.norms:
-        _fail("certify", "empty", "non-empty lists certify.eps and certify.norms")
-    _check_positive("certify.radius_max", cfg.certify.radius_max)
-    for key in ("batch_size", "alpha_batch_size", "alpha_iterations", "radius_steps"):
-        if cfg.certify[key] < 1:
-            _fail(f"certify.{key}", cfg.certify[key], "an integer >= 1")
-
-    _validate_images(cfg.images)
-    _validate_proven(cfg.proven)
-    _validate_ensemble(cfg.ensemble)
-    _check_choice("tracking.mode", cfg.tracking.mode, TRACKING_MODES)
-    _check_choice("report.fig2_dataset", cfg.report.fig2_dataset, DATASETS)
-    _check_choice("report.fig3_dataset", cfg.report.fig3_dataset, DATASETS)
-    if cfg.threads < 1:
-        _fail("threads", cfg.threads, "an integer >= 1")
-
-
-def _validate_images(images: DictConfig) -> None:
-    if images.digits_size < 2:
-        _fail("images.digits_size", images.digits_size, "an integer >= 2")
-    if images.signs_size < 6:
-        _fail("images.signs_size", images.signs_size, "an integer >= 6")
-    if images.signs_per_class < 5:
-        _fail("images.signs_per_class", images.signs_per_class, "an integer >= 5")
-    if len(images.sign_classes) < 2:
-        _fail("images.sign_classes", list(images.sign_classes), "at least 2 of " + ", ".join(SIGN_CLASS_NAMES))
-    for i, name in enumerate(images.sign_classes):
-        _check_choice(f"images.sign_classes[{i}]", name, SIGN_CLASS_NAMES)
-    fractions = list(images.split)
-    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        _fail("images.split", fractions, "three positive fractions (train, val, test) summing to 1")
-    _check_positive("images.lr", images.lr)
-    _check_positive("images.weight_decay", images.weight_decay, strict=False)
-    for key in ("batch_size", "max_epochs", "patience"):
-        if images[key] < 1:
-            _fail(f"images.{key}", images[key], "an integer >= 1")
-
-
-def _validate_proven(proven: DictConfig) -> None:
-    if not proven.models:
-        _fail("proven.models", [], "a non-empty list of model names")
-    names = [parse_model_id(m, f"proven.models[{i}]").name for i, m in enumerate(proven.models)]
-    for key in ("gaussian_models", "table4_models"):
-        for i, name in enumerate(proven[key]):
-            if name not in names:
-                _fail(f"proven.{key}[{i}]", name, "one of proven.models " + str(names))
-    if proven.model is not None:
-        parse_model_id(proven.model, "proven.model")
-    if not proven.gammas:
-        _fail("proven.gammas", [], "a non-empty list of confidences in (0, 1)")
-    for i, gamma in enumerate(proven.gammas):
-        if not 0.0 < gamma < 1.0:
-            _fail(f"proven.gammas[{i}]", gamma, "a confidence in (0, 1)")
-    for key in ("samples", "table4_samples", "table2_samples", "table4_trials", "batch_size"):
-        if proven[key] < 1:
-            _fail(f"proven.{key}", proven[key], "an integer >= 1")
-    if proven.table2_samples > proven.samples:
-        _fail("proven.table2_samples", proven.table2_samples, f"at most proven.samples ({proven.samples})")
-    for i, size in enumerate(proven.table4_sizes):
-        if size < 1:
-            _fail(f"proven.table4_sizes[{i}]", size, "an integer >= 1")
-    _check_positive("proven.eps_min", proven.eps_min)
-    if not proven.eps_max > proven.eps_min:
-        _fail("proven.eps_max", proven.eps_max, f"a number > proven.eps_min ({proven.eps_min})")
-    _check_positive("proven.bisection_tolerance", proven.bisection_tolerance)
-    if not proven.guess_factor > 1.0:
-        _fail("proven.guess_factor", proven.guess_factor, "a number > 1")
-    _check_positive("proven.sigma_ratio", proven.sigma_ratio)
-    _check_positive("proven.correlation_length", proven.correlation_length)
-    if not 0.0 <= proven.channel_correlation <= 1.0:
-        _fail("proven.channel_correlation", proven.channel_correlation, "a number in [0, 1]")
-
-
-def _validate_ensemble(ensemble: DictConfig) -> None:
-    from nnassure.ensemble.benchmarks import parse_benchmarks
-    from nnassure.ensemble.milp import BACKENDS as BACKENDS_CHOICES
-
-    rows = parse_benchmarks(OmegaConf.to_container(ensemble.benchmarks), "ensemble.benchmarks")
-    ids = [r.id for r in rows]
-    for i, row in enumerate(ensemble.rows):
-        if row not in ids:
-            _fail(f"ensemble.rows[{i}]", row, f"a benchmark id of ensemble.benchmarks ({min(ids)}..{max(ids)})")
-    if ensemble.row is not None and ensemble.row not in ids:
-        _fail("ensemble.row", ensemble.row, "a benchmark id of ensemble.benchmarks")
-    instances = sorted({r.instance for r in rows})
-    if ensemble.instance is not None and ensemble.instance not in instances:
-        _fail("ensemble.instance", ensemble.instance, "one of " + ", ".join(instances))
-    if ensemble.classifier is not None and ensemble.classifier < 1:
-        _fail("ensemble.classifier", ensemble.classifier, "an integer >= 1")
-    if not ensemble.backends:
-        _fail("ensemble.backends", [], "a non-empty list of MILP backends")
-    for i, backend in enumerate(ensemble.backends):
-        _check_choice(f"ensemble.backends[{i}]", backend, BACKENDS_CHOICES)
-    _check_choice("ensemble.table_backend", ensemble.table_backend, BACKENDS_CHOICES)
-    _check_choice("ensemble.bounds", ensemble.bounds, ("interval", "lirpa"))
-    _check_positive("ensemble.time_limit", ensemble.time_limit)
-    _check_positive("ensemble.smt_time_limit", ensemble.smt_time_limit)
-    _check_positive("ensemble.margin", ensemble.margin, strict=False)
-    for key in ("depth", "width", "conv_filters", "conv_kernel", "pool", "conv_hidden", "max_epochs",
-                "signs_per_class", "training_attempts"):
-        if ensemble[key] < 1:
-            _fail(f"ensemble.{key}", ensemble[key], "an integer >= 1")
-    _check_depth("ensemble.depth", ensemble.depth)
-    for key in ("min_accuracy_digits", "min_accuracy_signs"):
-        if not 0.0 <= ensemble[key] <= 1.0:
-            _fail(f"ensemble.{key}", ensemble[key], "an accuracy in [0, 1]")
-
-
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose ``conf/config.yaml`` with Hydra overrides, validate it and return it read-only.
-
-    Raises :class:`ConfigError` with a one-line message for an unknown key, a wrong type,
-    an unknown config group option or an invalid value.
-    """
+@contextmanager
+def _hydra() -> Iterator[None]:
+    """Hydra initialized on conf/ for the composes inside (initializing costs about as much as a
+    small compose, so several composes share one)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -472,15 +478,65 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            yield
     except (HydraException, OmegaConfBaseException) as exc:
-        message = str(exc)
-        if exc.__cause__ is not None:
-            message += f": {exc.__cause__}"
-        message = " ".join(message.split()).split(" full_key:")[0]
-        raise ConfigError(f"invalid configuration: {message}") from None
+        raise from_hydra(exc) from None
     finally:
         GlobalHydra.instance().clear()
-    validate(cfg)
-    OmegaConf.set_readonly(cfg, True)
-    return cfg
+
+
+def _compose_data(overrides: Sequence[str]) -> dict[str, Any]:
+    """The composed config as plain data (inside :func:`_hydra`)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise from_hydra(exc, Config) from None
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/config.yaml`` with Hydra overrides, validate it and return it read-only.
+
+    Raises :class:`ConfigError` with a one-line message for an unknown key, a wrong type,
+    an unknown config group option or an invalid value.
+    """
+    return compose_many([overrides])[0]
+
+
+def compose_many(override_lists: Sequence[Sequence[str]]) -> list[DictConfig]:
+    """:func:`compose` of each list of overrides, with Hydra initialized once."""
+    with _hydra():
+        return [_read_only(validate(_compose_data(overrides))) for overrides in override_lists]
+
+
+def _touches(override: str, group: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("~+")
+    return re.match(rf"{re.escape(group)}($|[./@])", key) is not None
+
+
+def compose_pipeline(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, DictConfig]]:
+    """The pipeline's config and, for each data set of its ``grid.datasets``, the config with
+    ``dataset=<d>`` added (what the data jobs of the Snakefile compose).
+
+    Also refuses the :data:`SEARCHED_KEYS` at non-default values, since every train job of the
+    pipeline trains the search winner. The per-data-set composes skip the ``ensemble`` group,
+    the bulk of composing (38 benchmark rows of YAML), and take it from the first compose: the
+    choice of data set cannot change it, as no key outside ``dataset`` depends on the group.
+    Overrides that touch ``ensemble`` get full composes.
+    """
+    overrides = list(overrides)
+    skip_ensemble = not any(_touches(o, "ensemble") for o in overrides)
+    with _hydra():
+        data = _compose_data(overrides)
+        config = validate(data)
+        check_searched_keys(config, "in the pipeline, which trains the search winner")
+        per_dataset = {}
+        for name in config.grid.datasets:
+            variant = _compose_data(overrides + [f"dataset={name}"] + (["~ensemble"] if skip_ensemble else []))
+            if skip_ensemble:
+                variant["ensemble"] = data["ensemble"]
+            per_dataset[name] = _read_only(validate(variant))
+    return _read_only(config), per_dataset

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from nnassure.ensemble.backends import BACKENDS
+
 log = logging.getLogger(__name__)
 
-BACKENDS = ("highs", "gurobi")
 GUROBI_SIZE_LIMIT_ERROR = 10010
 STATUSES = ("optimal", "feasible", "infeasible", "timeout", "error")
 
