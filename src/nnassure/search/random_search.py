@@ -4,6 +4,10 @@ Trials are drawn with scikit-learn's ``ParameterSampler`` (without replacement f
 so a budget larger than the grid runs every configuration once). The winner is the trial with
 the lowest validation cost per sample; ties go to the lower validation loss, then the earlier
 trial, so the choice is reproducible.
+
+Every trial trains with the same ``batch_size`` (the pipeline passes ``train.batch_size``), the
+one the winner is then trained with, so the winner is retrained the way it was selected; the
+batch size is not itself searched.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def run_search(
     max_epochs: int = 60,
     patience: int = 8,
     seed: int = 0,
+    batch_size: int = 32,
     on_trial: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
 ) -> SearchResult:
@@ -67,7 +72,7 @@ def run_search(
         hparams = Hyperparameters(
             depth=int(params["depth"]), width=int(params["width"]), dropout=float(params["dropout"]),
             lr=float(params["lr"]), weight_decay=float(params["weight_decay"]),
-            max_epochs=max_epochs, patience=patience,
+            batch_size=batch_size, max_epochs=max_epochs, patience=patience,
         )
         result = train_mlp(x_train, y_train, x_val, y_val, hparams, cost_fn, cost_fp, seed=seed + index,
                            progress=False)
@@ -93,6 +98,6 @@ def run_search(
     best = Hyperparameters(
         depth=int(best_row["depth"]), width=int(best_row["width"]), dropout=float(best_row["dropout"]),
         lr=float(best_row["lr"]), weight_decay=float(best_row["weight_decay"]),
-        batch_size=int(best_row["batch_size"]), max_epochs=max_epochs, patience=patience,
+        batch_size=batch_size, max_epochs=max_epochs, patience=patience,
     )
     return SearchResult(trials=trials, best=best, best_trial=int(best_row["trial"]))

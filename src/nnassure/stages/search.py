@@ -1,4 +1,10 @@
-"""Search stage: architecture search for one (data set, cost) pair (Sec. 4.2)."""
+"""Search stage: architecture search for one (data set, cost) pair (Sec. 4.2).
+
+The trials are weighted by ``train.cost_fn``/``train.cost_fp`` and train with
+``train.batch_size``; depth, width, dropout, lr and weight decay are drawn from ``search.*``, so
+``model.*``, ``train.lr`` and ``train.weight_decay`` at anything but their defaults are refused
+here rather than silently ignored (:func:`nnassure.config.check_searched_keys`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from dataclasses import asdict
 
 from omegaconf import DictConfig
 
+from nnassure.config import check_searched_keys
 from nnassure.data import load_dataset, split_arrays
 from nnassure.io import write_csv, write_json
 from nnassure.paths import ExperimentPaths, format_cost
@@ -15,6 +22,7 @@ from nnassure.tracking import tracked_run
 
 
 def main(cfg: DictConfig) -> None:
+    check_searched_keys(cfg, "in the search stage")
     paths = ExperimentPaths.from_config(cfg)
     name, cost = cfg.dataset.name, cfg.train.cost_fn
     frame = load_dataset(paths.dataset(name))
@@ -25,7 +33,8 @@ def main(cfg: DictConfig) -> None:
     with tracked_run(cfg, "search", f"{name}_c{format_cost(cost)}") as tracker:
         result = run_search(
             x_train, y_train, x_val, y_val, space, s.n_trials, cost, cfg.train.cost_fp,
-            max_epochs=s.max_epochs, patience=s.patience, seed=s.seed, on_trial=tracker.log,
+            max_epochs=s.max_epochs, patience=s.patience, seed=s.seed, batch_size=cfg.train.batch_size,
+            on_trial=tracker.log,
         )
         write_csv(result.trials, paths.search_trials(name, cost), float_format="%.6g")
         write_json(
