@@ -894,7 +894,7 @@ def test_digit_pair_instances_train_accurate_ensembles_and_decide_with_tight_bou
     assert data.x.min() >= 0.0 and data.x.max() <= 1.0
     models, accuracies, optimizers = train_ensemble(data, 3, ClassifierShape(depth=2, width=10), max_epochs=60)
     assert optimizers == ["adam", "sgd", "adam"]
-    assert min(accuracies) >= 0.9  # the issue's bar for digits
+    assert min(accuracies) >= 0.9  # ensemble.min_accuracy_digits, the bar ensemble_train requires
     points = attack_points(models, data, 4)
     assert np.all(data.split[points] == "test")
     problem = attack_problem(models, data, points, 2, 0.5, 0.25)
@@ -904,13 +904,13 @@ def test_digit_pair_instances_train_accurate_ensembles_and_decide_with_tight_bou
         assert result.value >= 0.25
 
 
-def test_sign_pair_instances_reach_the_issues_accuracy():
+def test_sign_pair_instances_reach_the_required_accuracy():
     from nnassure.ensemble.instances import ClassifierShape, sign_pair, train_ensemble
 
     data = sign_pair(10, 150)
     assert data.x.shape[1] == 300  # 10 x 10 RGB
     _, accuracies, _ = train_ensemble(data, 2, ClassifierShape(depth=2, width=10), max_epochs=60)
-    assert min(accuracies) >= 0.8  # the issue's bar for signs
+    assert min(accuracies) >= 0.8  # ensemble.min_accuracy_signs, the bar ensemble_train requires
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,3 +105,28 @@ def test_data_made_for_other_settings_is_refused(tmp_path: Path, capsys) -> None
     message = _error(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
     assert "other settings" in message and "seed" in message and "ensemble_data" in message
     assert not paths.ensemble_row(25).exists()
+
+
+def test_train_to_bar_tries_seeds_in_order_and_keeps_the_first_at_the_bar() -> None:
+    from nnassure.ensemble.instances import AccuracyBarError, ClassifierShape, digit_pair, train_to_bar
+
+    data = digit_pair((7, 8), 6)
+    attempts: list[dict] = []
+    with pytest.raises(AccuracyBarError, match=r"classifier 2 reached .* with 2 seeds, below the bar 1.01"):
+        train_to_bar(data, ClassifierShape(), 2, 1.01, 2, seed=5, max_epochs=1, on_attempt=attempts.append)
+    assert [a["seed"] for a in attempts] == [7, 1007]  # seed + index + 1000 x attempt
+    trained = train_to_bar(data, ClassifierShape(), 2, 0.0, 3, seed=5, max_epochs=1)
+    assert trained.seed == 7 and trained.optimizer == "sgd"  # even classifiers use SGD
+    assert trained.accuracy == attempts[0]["test_accuracy"]  # the same seed gives the same classifier
+
+
+def test_sign_instance_data_round_trips_and_records_the_sign_count(tmp_path: Path) -> None:
+    from nnassure.ensemble.benchmarks import Benchmark
+
+    benchmark = Benchmark(1, "signs", 2, 1, 2, 8, 8, 1.0, 1.0, "signs", None, 0)
+    data = instance_data(benchmark, 20, 0)
+    save_instance_data(data, data_source(benchmark, 20, 0), tmp_path / "signs.npz")
+    loaded = load_instance_data(tmp_path / "signs.npz", data_source(benchmark, 20, 0))
+    assert loaded.shape == (8, 8, 3) and np.array_equal(loaded.x, data.x)
+    with pytest.raises(InputFileError, match="signs_per_class"):
+        load_instance_data(tmp_path / "signs.npz", data_source(benchmark, 30, 0))
