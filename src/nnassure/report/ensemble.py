@@ -208,7 +208,8 @@ def _maxmilp_findings(long: pd.DataFrame) -> list[Finding]:
     milp = long[long["method"] == "milp"].set_index("id")
     maxmilp = long[long["method"] == "maxmilp"].set_index("id")
     values = maxmilp.loc[maxmilp["outcome"] == "attack", "value"].astype(float)
-    always = "MaxMILP's attacks reach Val = 1 (Sec. 6.2: 'The misclassification value for the MaxMILP solver is always 1')"
+    always = ("MaxMILP's attacks reach Val = 1 (Sec. 6.2: 'The misclassification value for the MaxMILP solver "
+              "is always 1')")
     findings = [Finding(always, bool((values >= ONE).all()) if len(values) else None,
                         f"Val = 1 in {int((values >= ONE).sum())} of {len(values)} rows with a MaxMILP attack")]
     both = milp.index.intersection(maxmilp.index)
