@@ -11,7 +11,11 @@ SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 # Stage commands inside Snakemake rules call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run paper smoke test bench lint dag clean
+EXPERIMENT ?= quick
+# The directory a run worked in (the tests run the smoke experiment in a temporary one).
+WORKDIR ?= .
+
+.PHONY: install run paper smoke test bench lint report dag clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +49,12 @@ bench: run
 
 lint: install
 	$(BIN)/ruff check src tests
+	$(BIN)/snakemake --lint --config experiment=smoke
+
+# The HTML report of a finished run: every table and figure with its caption, filed by paper.
+report: install
+	$(BIN)/snakemake --directory $(WORKDIR) --config experiment=$(EXPERIMENT) \
+		--report $(abspath $(WORKDIR))/results/$(EXPERIMENT)/report.html
 
 dag: install
 	$(BIN)/snakemake --config experiment=quick --dag > results/dag.dot

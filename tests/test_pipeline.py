@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +21,27 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--config", "experiment=smoke", "overrides=tracking=disabled", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def command(workdir: Path, *args: str, overrides: str = "") -> list[str]:
+    return [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+            "--config", "experiment=smoke", f"overrides=tracking=disabled {overrides}".strip(), *args]
+
+
+def snakemake(workdir: Path, *args: str, overrides: str = "") -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command(workdir, *args, overrides=overrides), capture_output=True, text=True,
+                            env=ENV, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def planned_jobs(workdir: Path, overrides: str = "") -> dict[str, int]:
+    """The dry run's job counts per rule."""
+    text = snakemake(workdir, "-n", "--quiet", "rules", overrides=overrides)
+    lines = (text.stdout + text.stderr).splitlines()
+    return {parts[0]: int(parts[1]) for parts in map(str.split, lines)
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all")}
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +168,67 @@ def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smok
     dry = snakemake(workdir, "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
     (smoke_run / "models" / "b_c10.safetensors").unlink()
-    dry = snakemake(workdir, "-n", "--quiet", "rules")
-    text = dry.stdout + dry.stderr
-    counts = {line.split()[0]: line.split()[1] for line in text.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts.get("train") == "1" and counts.get("certify") == "1" and counts.get("report") == "1"
-    assert "search" not in counts and "data" not in counts
+    assert planned_jobs(workdir) == {"train": 1, "certify": 1, "proven_verified": 1, "report": 1,
+                                     "report_proven": 1}
     snakemake(workdir)
 
 
-def test_same_seed_gives_byte_identical_tables(smoke_run: Path, tmp_path: Path) -> None:
-    snakemake(tmp_path)
+# One key of each family, set on the command line: the dry run plans exactly the jobs whose stage
+# reads the key, and what consumes their outputs.
+@pytest.mark.parametrize(("override", "expected"), [
+    ("certify.radius_steps=5", {"certify": 6, "report": 1}),
+    ("search.seed=1", {"search": 6, "train": 6, "certify": 6, "proven_verified": 6, "report": 1,
+                       "report_proven": 1}),
+    ("model.width=7", {}),
+    ("proven.table4_trials=5", {"report_proven": 1}),
+    ("images.lr=0.002", {"train_classifier": 3, "proven": 3, "report_proven": 1}),
+    ("ensemble.time_limit=4", {"ensemble_row": 2, "report_ensemble": 1}),
+    ("ensemble.max_epochs=31", {"ensemble_train": 3, "ensemble_row": 2, "report_ensemble": 1}),
+    ("tracking.project=elsewhere", {}),
+])
+def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, override: str,
+                                                               expected: dict[str, int]) -> None:
+    assert planned_jobs(smoke_run.parents[1], overrides=override) == expected
+
+
+def test_make_report_collects_every_table_and_figure(smoke_run: Path) -> None:
+    workdir = smoke_run.parents[1]
+    result = subprocess.run(["make", "-C", str(REPO), "report", "EXPERIMENT=smoke", f"WORKDIR={workdir}"],
+                            capture_output=True, text=True, env=ENV, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text()
+    ids = {p.name.split(".")[0] for d in ("tables", "figures") for p in (smoke_run / d).iterdir()}
+    assert len(ids) >= 20
+    for item in sorted(ids):
+        assert item in html, f"{item} is missing from the report"
+    for caption in (REPO / "workflow" / "report").glob("*_*.rst"):
+        assert caption.stem in ids, f"caption {caption.name} belongs to no output"
+
+
+def kill_in_the_middle(workdir: Path) -> None:
+    """Start the smoke run and SIGKILL it, with everything it started, once a third of its jobs are
+    done: what a lost session does to `make run`."""
+    log = workdir / "killed-run.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        process = subprocess.Popen(command(workdir), stdout=out, stderr=subprocess.STDOUT, env=ENV,
+                                   start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and process.poll() is None:
+        done = re.findall(r"(\d+) of (\d+) steps", log.read_text())
+        if done and 3 * int(done[-1][0]) >= int(done[-1][1]):
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, "the run ended before it could be killed:\n" + log.read_text()[-3000:]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert any((workdir / ".snakemake" / "locks").iterdir()), "a killed run leaves its locks behind"
+
+
+def test_a_run_killed_midway_resumes_with_the_same_command_to_byte_identical_tables(
+        smoke_run: Path, tmp_path: Path) -> None:
+    kill_in_the_middle(tmp_path)
+    snakemake(tmp_path)  # the same command again: stale locks and incomplete jobs are handled
     other = tmp_path / "results" / "smoke" / "tables"
     names = sorted(p.name for p in (smoke_run / "tables").iterdir())
     assert names == sorted(p.name for p in other.iterdir())

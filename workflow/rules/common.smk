@@ -49,7 +49,8 @@ ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
-os.environ["NNASSURE_REPO"] = str(Path(workflow.main_snakefile).resolve().parent)
+# (Set here, not read: the variable is not the user's to supply.)
+os.environ.update(NNASSURE_REPO=str(Path(workflow.main_snakefile).resolve().parent))
 
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage. The
 # command text is therefore not a rerun trigger (workflow/profiles/default drops "code"): the
