@@ -1,4 +1,4 @@
-"""Atomic file writing: an output appears complete or not at all (design.md, stage contract)."""
+"""Atomic file writing: an output appears complete or not at all (a stage killed midway leaves no file that looks finished, so Snakemake reruns it)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Compatibility layer that lets auto_LiRPA 0.3 (the last PyPI release) run on torch 2.13 and numpy 2.
 
 PyPI only carries auto_LiRPA 0.3, which pins torch<1.13. Its bound computations run unchanged
-on torch 2.13 once four API moves are bridged (design.md, "Dependencies"):
+on torch 2.13 once four API moves are bridged:
 
 1. ``torch.onnx.symbolic_helper._set_opset_version`` is gone; the opset now lives in
    ``torch.onnx._internal.torchscript_exporter._globals.GLOBALS.export_onnx_opset_version``.

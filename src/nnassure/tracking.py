@@ -47,7 +47,8 @@ class Tracker:
 def _prepare_environment(cfg: DictConfig) -> str:
     root = ExperimentPaths.from_config(cfg).wandb
     root.mkdir(parents=True, exist_ok=True)
-    # Keep wandb's caches inside results/ instead of ~/.cache and ~/.config (design.md).
+    # Keep wandb's caches inside results/ instead of ~/.cache and ~/.config: runs stay
+    # self-contained and nothing is written outside the experiment's directory.
     for variable, sub in (("WANDB_CACHE_DIR", ".cache"), ("WANDB_DATA_DIR", ".data"),
                           ("WANDB_CONFIG_DIR", ".config")):
         os.environ.setdefault(variable, str(root / sub))
