@@ -1,10 +1,12 @@
 """nnassure.config.compose: the experiments compose, and every bad value fails naming its key."""
 
+import copy
+
 import pytest
 from omegaconf import OmegaConf
-from omegaconf.errors import ReadonlyConfigError
+from omegaconf.errors import ConfigAttributeError, ReadonlyConfigError
 
-from nnassure.config import compose
+from nnassure.config import Config, compose, compose_many, compose_pipeline, validate
 from nnassure.errors import ConfigError
 
 
@@ -79,3 +81,295 @@ def test_bad_values_raise_config_error_naming_the_key(override, key):
     message = str(info.value)
     assert key in message
     assert "\n" not in message  # one-line message for the user
+
+
+# --- every key: what it refuses, said in one line naming the key --------------------------------
+# These check the schema on the composed defaults with one value changed (no Hydra compose per
+# case: the schema alone decides, and composing costs a few tenths of a second each).
+
+PROVEN_MODELS_HINT = "expected one of proven.models ["
+PER_KEY = [
+    ("grid.name", ["a"], "invalid config value grid.name=['a']: expected a string"),
+    ("grid.datasets", [], "invalid config value grid.datasets=[]: expected a non-empty list of a, b, c"),
+    ("grid.datasets", ["x"], "invalid config value grid.datasets[0]='x': expected one of a, b, c"),
+    ("grid.costs", [], "invalid config value grid.costs=[]: expected a non-empty list of costs > 0"),
+    ("grid.costs", [1.0, 0], "invalid config value grid.costs[1]=0.0: expected a finite number > 0"),
+    ("dataset.name", "z", "invalid config value dataset.name='z': expected one of a, b, c"),
+    ("dataset.n_samples", 19, "invalid config value dataset.n_samples=19: expected an integer >= 20"),
+    ("dataset.minority_fraction", 0.6,
+     "invalid config value dataset.minority_fraction=0.6: expected a number in (0, 0.5]"),
+    ("dataset.margin", -1, "invalid config value dataset.margin=-1.0: expected a finite number >= 0"),
+    ("dataset.val_fraction", 1, "invalid config value dataset.val_fraction=1.0: expected a number in (0, 1)"),
+    ("dataset.seed", "x", "invalid config value dataset.seed='x': expected an integer"),
+    ("model.depth", 0, "invalid config value model.depth=0: expected an integer in 1..4"),
+    ("model.depth", 2.5, "invalid config value model.depth=2.5: expected an integer"),
+    ("model.depth", True, "invalid config value model.depth=True: expected an integer"),
+    ("model.width", 0, "invalid config value model.width=0: expected an integer >= 1"),
+    ("model.dropout", 1, "invalid config value model.dropout=1.0: expected a number in [0, 1)"),
+    ("train.cost_fn", float("inf"), "invalid config value train.cost_fn=inf: expected a finite number > 0"),
+    ("train.cost_fp", 0, "invalid config value train.cost_fp=0.0: expected a finite number > 0"),
+    ("train.lr", 0, "invalid config value train.lr=0.0: expected a finite number > 0"),
+    ("train.lr", "abc", "invalid config value train.lr='abc': expected a number"),
+    ("train.weight_decay", -0.1, "invalid config value train.weight_decay=-0.1: expected a finite number >= 0"),
+    ("train.batch_size", 0, "invalid config value train.batch_size=0: expected an integer >= 1"),
+    ("train.max_epochs", 0, "invalid config value train.max_epochs=0: expected an integer >= 1"),
+    ("train.patience", 0, "invalid config value train.patience=0: expected an integer >= 1"),
+    ("train.seed", 1.5, "invalid config value train.seed=1.5: expected an integer"),
+    ("train.hparams_file", [1], "invalid config value train.hparams_file=[1]: expected a string"),
+    ("search.n_trials", 0, "invalid config value search.n_trials=0: expected an integer >= 1"),
+    ("search.max_epochs", 0, "invalid config value search.max_epochs=0: expected an integer >= 1"),
+    ("search.patience", 0, "invalid config value search.patience=0: expected an integer >= 1"),
+    ("search.depths", [5], "invalid config value search.depths[0]=5: expected an integer in 1..4"),
+    ("search.depths", [], "invalid config value search.depths=[]: expected a non-empty list"),
+    ("search.widths", [0], "invalid config value search.widths[0]=0: expected an integer >= 1"),
+    ("search.lrs", [0], "invalid config value search.lrs[0]=0.0: expected a finite number > 0"),
+    ("search.lrs", [], "invalid config value search.lrs=[]: expected a non-empty list"),
+    ("search.weight_decays", [-1], "invalid config value search.weight_decays[0]=-1.0: expected a finite number >= 0"),
+    ("search.dropouts", [1], "invalid config value search.dropouts[0]=1.0: expected a number in [0, 1)"),
+    ("search.seed", "x", "invalid config value search.seed='x': expected an integer"),
+    ("certify.method", "ibp", "invalid config value certify.method='ibp': expected one of certify.methods ['crown']"),
+    ("certify.method", "x", "invalid config value certify.method='x': expected one of ibp, crown, alpha-crown"),
+    ("certify.methods", ["foo"],
+     "invalid config value certify.methods[0]='foo': expected one of ibp, crown, alpha-crown"),
+    ("certify.methods", [], "invalid config value certify.methods=[]: expected a non-empty list"),
+    ("certify.norms", [], "invalid config value certify.norms=[]: expected a non-empty list of linf, l2"),
+    ("certify.norms", ["l3"], "invalid config value certify.norms[0]='l3': expected one of linf, l2"),
+    ("certify.eps", [0.01, -0.1], "invalid config value certify.eps[1]=-0.1: expected a finite number > 0"),
+    ("certify.eps", [], "invalid config value certify.eps=[]: expected a non-empty list of radii > 0"),
+    ("certify.eps", "abc", "invalid config value certify.eps='abc': expected a list"),
+    ("certify.clip_to_domain", 1, "invalid config value certify.clip_to_domain=1: expected true or false"),
+    ("certify.batch_size", 0, "invalid config value certify.batch_size=0: expected an integer >= 1"),
+    ("certify.alpha_batch_size", 0, "invalid config value certify.alpha_batch_size=0: expected an integer >= 1"),
+    ("certify.alpha_iterations", 0, "invalid config value certify.alpha_iterations=0: expected an integer >= 1"),
+    ("certify.radius_max", 0, "invalid config value certify.radius_max=0.0: expected a finite number > 0"),
+    ("certify.radius_steps", 0, "invalid config value certify.radius_steps=0: expected an integer >= 1"),
+    ("images.digits_size", 1, "invalid config value images.digits_size=1: expected an integer >= 2"),
+    ("images.signs_size", 5, "invalid config value images.signs_size=5: expected an integer >= 6"),
+    ("images.signs_per_class", 4, "invalid config value images.signs_per_class=4: expected an integer >= 5"),
+    ("images.sign_classes", ["stop"], "invalid config value images.sign_classes=['stop']: expected at least 2 of "
+     "give_way, priority_road, stop, no_entry, speed_limit, ahead_only"),
+    ("images.split", [0.5, 0.5], "invalid config value images.split=[0.5, 0.5]: expected three positive fractions "
+     "(train, val, test) summing to 1"),
+    ("images.seed", None, "invalid config value images.seed=None: expected an integer"),
+    ("images.lr", 0, "invalid config value images.lr=0.0: expected a finite number > 0"),
+    ("images.weight_decay", -1, "invalid config value images.weight_decay=-1.0: expected a finite number >= 0"),
+    ("images.batch_size", 0, "invalid config value images.batch_size=0: expected an integer >= 1"),
+    ("images.max_epochs", 0, "invalid config value images.max_epochs=0: expected an integer >= 1"),
+    ("images.patience", 0, "invalid config value images.patience=0: expected an integer >= 1"),
+    ("proven.models", [], "invalid config value proven.models=[]: expected a non-empty list of model names"),
+    ("proven.models", ["digits_relu_0x20"], "invalid config value proven.models[0]='digits_relu_0x20': expected "
+     "<dataset>_<activation>_<depth>x<width>"),
+    ("proven.table4_models", ["digits_relu_9x9"], "invalid config value proven.table4_models[0]='digits_relu_9x9': "
+     + PROVEN_MODELS_HINT),
+    ("proven.gaussian_models", ["digits_relu_7x7"],
+     "invalid config value proven.gaussian_models[0]='digits_relu_7x7': " + PROVEN_MODELS_HINT),
+    ("proven.model", "digits", "invalid config value proven.model='digits': expected <dataset>_<activation>_"),
+    ("proven.gammas", [], "invalid config value proven.gammas=[]: expected a non-empty list of confidences in (0, 1)"),
+    ("proven.gammas", [0.5, 1], "invalid config value proven.gammas[1]=1.0: expected a confidence in (0, 1)"),
+    ("proven.samples", 0, "invalid config value proven.samples=0: expected an integer >= 1"),
+    ("proven.table4_samples", 0, "invalid config value proven.table4_samples=0: expected an integer >= 1"),
+    ("proven.table2_samples", 0, "invalid config value proven.table2_samples=0: expected an integer >= 1"),
+    ("proven.table4_trials", 0, "invalid config value proven.table4_trials=0: expected an integer >= 1"),
+    ("proven.table4_sizes", [0], "invalid config value proven.table4_sizes[0]=0: expected an integer >= 1"),
+    ("proven.eps_min", 0, "invalid config value proven.eps_min=0.0: expected a finite number > 0"),
+    ("proven.eps_max", float("inf"), "invalid config value proven.eps_max=inf: expected a finite number > 0"),
+    ("proven.bisection_tolerance", 0,
+     "invalid config value proven.bisection_tolerance=0.0: expected a finite number > 0"),
+    ("proven.guess_factor", 1, "invalid config value proven.guess_factor=1.0: expected a number > 1"),
+    ("proven.batch_size", 0, "invalid config value proven.batch_size=0: expected an integer >= 1"),
+    ("proven.sigma_ratio", 0, "invalid config value proven.sigma_ratio=0.0: expected a finite number > 0"),
+    ("proven.correlation_length", 0,
+     "invalid config value proven.correlation_length=0.0: expected a finite number > 0"),
+    ("proven.channel_correlation", 2,
+     "invalid config value proven.channel_correlation=2.0: expected a number in [0, 1]"),
+    ("proven.seed", "x", "invalid config value proven.seed='x': expected an integer"),
+    ("ensemble.benchmarks", [], "ensemble.benchmarks: expected a non-empty list of benchmark rows"),
+    ("ensemble.rows", [0], "invalid config value ensemble.rows[0]=0: expected a benchmark id of ensemble.benchmarks "
+     "(1..38)"),
+    ("ensemble.row", 0, "invalid config value ensemble.row=0: expected a benchmark id of ensemble.benchmarks"),
+    ("ensemble.instance", "x", "invalid config value ensemble.instance='x': expected one of mnist_0_1-7x7, "),
+    ("ensemble.classifier", 0, "invalid config value ensemble.classifier=0: expected an integer >= 1"),
+    ("ensemble.backends", ["x"], "invalid config value ensemble.backends[0]='x': expected one of highs, gurobi"),
+    ("ensemble.backends", [], "invalid config value ensemble.backends=[]: expected a non-empty list of MILP backends"),
+    ("ensemble.table_backend", "x", "invalid config value ensemble.table_backend='x': expected one of highs, gurobi"),
+    ("ensemble.smt", "x", "invalid config value ensemble.smt='x': expected true or false"),
+    ("ensemble.time_limit", 0, "invalid config value ensemble.time_limit=0.0: expected a finite number > 0"),
+    ("ensemble.smt_time_limit", 0, "invalid config value ensemble.smt_time_limit=0.0: expected a finite number > 0"),
+    ("ensemble.bounds", "x", "invalid config value ensemble.bounds='x': expected one of interval, lirpa"),
+    ("ensemble.margin", -1, "invalid config value ensemble.margin=-1.0: expected a finite number >= 0"),
+    ("ensemble.depth", 5, "invalid config value ensemble.depth=5: expected an integer in 1..4"),
+    ("ensemble.width", 0, "invalid config value ensemble.width=0: expected an integer >= 1"),
+    ("ensemble.conv_filters", 0, "invalid config value ensemble.conv_filters=0: expected an integer >= 1"),
+    ("ensemble.conv_kernel", 0, "invalid config value ensemble.conv_kernel=0: expected an integer >= 1"),
+    ("ensemble.pool", 0, "invalid config value ensemble.pool=0: expected an integer >= 1"),
+    ("ensemble.conv_hidden", 0, "invalid config value ensemble.conv_hidden=0: expected an integer >= 1"),
+    ("ensemble.max_epochs", 0, "invalid config value ensemble.max_epochs=0: expected an integer >= 1"),
+    ("ensemble.signs_per_class", 0, "invalid config value ensemble.signs_per_class=0: expected an integer >= 1"),
+    ("ensemble.min_accuracy_digits", 1.5, "invalid config value ensemble.min_accuracy_digits=1.5: expected an "
+     "accuracy in [0, 1]"),
+    ("ensemble.min_accuracy_signs", -0.1, "invalid config value ensemble.min_accuracy_signs=-0.1: expected an "
+     "accuracy in [0, 1]"),
+    ("ensemble.training_attempts", 0, "invalid config value ensemble.training_attempts=0: expected an integer >= 1"),
+    ("ensemble.seed", "x", "invalid config value ensemble.seed='x': expected an integer"),
+    ("tracking.mode", "x", "invalid config value tracking.mode='x': expected one of offline, disabled, online"),
+    ("tracking.project", ["x"], "invalid config value tracking.project=['x']: expected a string"),
+    ("tracking.entity", ["x"], "invalid config value tracking.entity=['x']: expected a string"),
+    ("report.fig2_dataset", "x", "invalid config value report.fig2_dataset='x': expected one of a, b, c"),
+    ("report.fig2_cost", 0, "invalid config value report.fig2_cost=0.0: expected a finite number > 0"),
+    ("report.fig2_eps", 0.5, "invalid config value report.fig2_eps=0.5: expected one of certify.eps "
+     "[0.001, 0.01, 0.025] (the radii that are certified)"),
+    ("report.fig3_dataset", "x", "invalid config value report.fig3_dataset='x': expected one of a, b, c"),
+    ("report.fig3_eps", 0.02, "invalid config value report.fig3_eps=0.02: expected one of certify.eps "
+     "[0.001, 0.01, 0.025] (the radii that are certified)"),
+    ("results_dir", ["x"], "invalid config value results_dir=['x']: expected a string"),
+    ("threads", 0, "invalid config value threads=0: expected an integer >= 1"),
+    ("threads", "2", "invalid config value threads='2': expected an integer"),
+]
+
+
+@pytest.fixture(scope="module")
+def composed() -> dict:
+    return OmegaConf.to_container(compose(["experiment=quick"]))
+
+
+def _with(data: dict, key: str, value: object) -> dict:
+    data = copy.deepcopy(data)
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return data
+
+
+def test_every_key_of_the_schema_is_covered():
+    """A new key of the schema gets a line in PER_KEY."""
+    covered = {key for key, _, _ in PER_KEY}
+    keys = {f"{section}.{name}" if name else section
+            for section, info in Config.model_fields.items()
+            for name in (getattr(info.annotation, "model_fields", None) or [""])}
+    assert keys - covered == set()
+
+
+@pytest.mark.parametrize(("key", "value", "message"), PER_KEY, ids=[f"{k}={v!r}" for k, v, _ in PER_KEY])
+def test_each_key_refuses_what_it_does_not_allow(composed, key, value, message):
+    with pytest.raises(ConfigError) as info:
+        validate(_with(composed, key, value))
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_the_composed_defaults_validate(composed):
+    assert validate(composed).model_dump() == composed
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+foo=1", "unknown config key foo: expected one of grid, dataset, model, train, search, certify, "
+                   "images, proven, ensemble, tracking, report, results_dir, threads"),
+        ("foo=1", "unknown config key foo: expected one of grid, "),
+        ("+train.foo=1", "unknown config key train.foo: expected one of cost_fn, cost_fp, lr, weight_decay, "
+                         "batch_size, max_epochs, patience, seed, hparams_file"),
+        ("train.foo=1", "unknown config key train.foo: expected one of cost_fn, "),
+        ("train.lr.x=1", "unknown config key train.lr.x: train.lr is a value, not a section"),
+        ("train.lr=abc", "invalid config value train.lr='abc': expected a number"),
+        ("model.depth=true", "invalid config value model.depth=True: expected an integer"),
+        ("ensemble.smt=maybe", "invalid config value ensemble.smt='maybe': expected true or false"),
+        ("certify.eps=abc", "invalid config value certify.eps='abc': expected a list"),
+        ("dataset=d", "invalid configuration: In 'config': Could not find 'dataset/d' Available options in "
+                      "'dataset': a b c"),
+        ("tracking=foo", "invalid configuration: In 'config': Could not find 'tracking/foo' Available options in "
+                         "'tracking': disabled offline online"),
+        ("grid.datasets=[a,b", "invalid configuration: no viable alternative at input '[a,b'"),
+    ],
+)
+def test_unknown_keys_types_and_group_options_fail_in_one_line(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_numbers_given_for_names_are_text():
+    cfg = compose(["grid.name=2024", "tracking.entity=42"])
+    assert (cfg.grid.name, cfg.tracking.entity) == ("2024", "42")
+
+
+def test_floats_are_floats_and_the_config_is_struct():
+    cfg = compose(["train.cost_fn=10", "grid.costs=[1,10]"])
+    assert isinstance(cfg.train.cost_fn, float) and all(isinstance(c, float) for c in cfg.grid.costs)
+    assert OmegaConf.is_struct(cfg)
+    with pytest.raises(ConfigAttributeError):
+        _ = cfg.train.no_such_key
+
+
+# --- report: the figures' eps must be certified ---------------------------------------------------
+
+
+def test_report_eps_follow_certify_eps():
+    cfg = compose(["certify.eps=[0.5]", "report.fig2_eps=0.5", "report.fig3_eps=0.5"])
+    assert (cfg.report.fig2_eps, cfg.report.fig3_eps) == (0.5, 0.5)
+    with pytest.raises(ConfigError, match=r"^invalid config value report\.fig2_eps=0\.025: expected one of "
+                                          r"certify\.eps \[0\.5\]"):
+        compose(["certify.eps=[0.5]"])
+
+
+# --- the keys the search chooses: refused where they would be ignored -----------------------------
+
+
+def test_searched_keys_apply_to_a_hand_run_without_a_search_result():
+    cfg = compose(["train.lr=0.01", "train.weight_decay=0.001", "model.depth=3", "model.width=8", "model.dropout=0.1"])
+    assert (cfg.train.lr, cfg.model.depth) == (0.01, 3)
+
+
+def test_the_defaults_go_with_a_search_result():
+    assert compose(["train.hparams_file=results/quick/search/a_c1.json"]).train.hparams_file.endswith("a_c1.json")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=0.01", "invalid config value train.lr=0.01: expected its default 0.001 when train.hparams_file "
+                          "is set (the search winner's value is trained); the search chooses it from search.lrs"),
+        ("train.weight_decay=0.1", "invalid config value train.weight_decay=0.1: expected its default 0.0 when "
+                                   "train.hparams_file is set"),
+        ("model.depth=3", "invalid config value model.depth=3: expected its default 2 when train.hparams_file"),
+        ("model.width=8", "invalid config value model.width=8: expected its default 64 when train.hparams_file"),
+        ("model.dropout=0.1", "invalid config value model.dropout=0.1: expected its default 0.0 when"),
+    ],
+)
+def test_searched_keys_are_refused_with_a_search_result(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose([override, "train.hparams_file=search.json"])
+    assert str(info.value).startswith(message)
+
+
+def test_the_pipeline_refuses_searched_keys_at_compose_time():
+    with pytest.raises(ConfigError, match=r"^invalid config value train\.lr=0\.01: expected its default 0\.001 in "
+                                          r"the pipeline, which trains the search winner"):
+        compose_pipeline(["experiment=smoke", "train.lr=0.01"])
+
+
+# --- composing several configs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["experiment=smoke"], ["experiment=quick", "train.batch_size=64", "tracking=disabled"],
+     ["experiment=smoke", "ensemble.rows=[25]", "grid.datasets=[c,a]"]],  # the last: full composes
+)
+def test_compose_pipeline_equals_a_compose_per_data_set(overrides):
+    cfg, per_dataset = compose_pipeline(overrides)
+    assert cfg == compose(overrides)
+    assert list(per_dataset) == list(cfg.grid.datasets)
+    singles = compose_many([overrides + [f"dataset={d}"] for d in cfg.grid.datasets])
+    for (name, variant), single in zip(per_dataset.items(), singles, strict=True):
+        assert variant == single
+        assert variant.dataset.name == name
+        assert OmegaConf.is_readonly(variant)
+
+
+def test_compose_many_reports_the_bad_one():
+    with pytest.raises(ConfigError, match="model.depth"):
+        compose_many([["experiment=smoke"], ["model.depth=9"]])

@@ -284,7 +284,7 @@ class ProvenConfig(Section):
     table4_trials: PositiveInt = 100
     table4_sizes: list[PositiveInt] = Field(default_factory=lambda: [10, 50, 100])
     eps_min: PositiveFloat = 1e-4
-    eps_max: float = 0.5
+    eps_max: PositiveFloat = 0.5
     bisection_tolerance: PositiveFloat = 5e-4  # relative resolution of the bisection on eps
     # PROVEN's bisection first tries guess_factor x the worst-case eps
     guess_factor: Annotated[float, rule("a number > 1", lambda v: v > 1.0)] = 2.0
