@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -37,8 +38,7 @@ TABLES = {
     "en_table6": ("table6", "Attacker comparison (appendix, Table 6)", "attackers"),
 }
 BENCHMARK_COLUMNS = ["ID", "Name", "|C|", "|A|", "|X|", "dim", "alpha", "eps"]
-LONG_COLUMNS = ["id", "method", "outcome", "value", "seconds", "optimal", "complete", "paper_outcome", "paper_value",
-                "paper_time", "note"]
+LONG_COLUMNS = ["id", "method", "outcome", "value", "seconds", "optimal", "complete", "note"]
 ERROR_CELL = "ERR"
 ONE = 1 - 1e-9  # Val = 1 up to float rounding
 
@@ -111,65 +111,89 @@ def _benchmark_cells(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(documents: list[dict[str, Any]], table_id: str, milp_method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(long, display) of one table over the rows the paper prints in it."""
+    """(long, display) of one table over the rows the paper prints in it. Only our results: the
+    paper's cells are set beside them in the .compare.md (:func:`with_paper`)."""
     key, _, kind = TABLES[table_id]
-    printed = paper_table(PAPER, key).set_index("id")
+    printed = set(paper_table(PAPER, key)["id"])
     long_rows, display_rows = [], []
     for document in documents:
-        row_id = int(document["benchmark"]["id"])
-        if row_id not in printed.index:
+        if int(document["benchmark"]["id"]) not in printed:
             continue  # the paper does not print this row in this table
-        paper = printed.loc[row_id].to_dict()
         methods = document["methods"]
         milp, maxmilp, smt, baselines = (methods.get(milp_method), methods.get("maxmilp"), methods.get("smt"),
                                          methods.get("baselines"))
         cells = _benchmark_cells(document)
         if kind == "smt":
             cells |= {"SMT time": time_cell(smt), "SMT Val": value_cell(smt), "MILP time": time_cell(milp),
-                      "MILP Val": value_cell(milp), "paper SMT": f"{paper['smt_time']} / {paper['smt_val']}",
-                      "paper MILP": f"{paper['milp_time']} / {paper['milp_val']}"}
+                      "MILP Val": value_cell(milp)}
             compared = {"smt": smt, "milp": milp}
         elif kind == "maxmilp":
             cells |= {"MILP time": time_cell(milp), "MILP Val": value_cell(milp), "MaxMILP time": time_cell(maxmilp),
-                      "MaxMILP Val": value_cell(maxmilp, star=True),
-                      "paper MILP": f"{paper['milp_time']} / {paper['milp_val']}",
-                      "paper MaxMILP": f"{paper['maxmilp_time']} / {paper['maxmilp_val']}"}
+                      "MaxMILP Val": value_cell(maxmilp, star=True)}
             compared = {"milp": milp, "maxmilp": maxmilp}
         else:
             verdict = "missing" if baselines is None else str(baselines.get("verdict"))
             done = verdict == "done"
-            base_outcome = "attack" if done else verdict  # timeout | error | missing
-            base_note = (baselines or {}).get("note", "")
             empty = {"error": ERROR_CELL, "missing": "n/a"}.get(verdict, "-")
             cells |= {"UA Val": f"{baselines['uniform']:.2f}" if done else empty,
                       "BDA Val": f"{baselines['best_deterministic']:.2f}" if done else empty,
-                      "MaxMILP Val": value_cell(maxmilp, star=True),
-                      "paper UA / BDA / MaxMILP": f"{paper['ua_val']} / {paper['bda_val']} / {paper['maxmilp_val']}"}
+                      "MaxMILP Val": value_cell(maxmilp, star=True)}
             compared = {"maxmilp": maxmilp}
-            for method, field, printed_key in (("uniform", "uniform", "ua_val"),
-                                               ("best_deterministic", "best_deterministic", "bda_val")):
-                long_rows.append({"id": cells["ID"], "method": method, "outcome": base_outcome,
-                                  "value": baselines[field] if done else None, "seconds": None, "optimal": None,
-                                  "complete": None, "paper_outcome": paper_outcome(None, paper[printed_key]),
-                                  "paper_value": paper[printed_key], "paper_time": None, "note": base_note})
+            for method in ("uniform", "best_deterministic"):
+                long_rows.append({"id": cells["ID"], "method": method, "outcome": "attack" if done else verdict,
+                                  "value": baselines[method] if done else None, "seconds": None, "optimal": None,
+                                  "complete": None, "note": (baselines or {}).get("note", "")})
         for method, record in compared.items():
-            paper_time = paper.get(f"{method}_time")
-            paper_value = paper.get(f"{method}_val")
             long_rows.append({"id": cells["ID"], "method": method, "outcome": outcome(record),
                               "value": record.get("value") if record else None,
                               "seconds": record.get("seconds") if record else None,
                               "optimal": record.get("optimal") if record else None,
                               "complete": record.get("complete") if record else None,
-                              "paper_outcome": paper_outcome(paper_time, paper_value), "paper_value": paper_value,
-                              "paper_time": paper_time, "note": (record or {}).get("note", "")})
+                              "note": (record or {}).get("note", "")})
         display_rows.append(cells)
     display = pd.DataFrame(display_rows, columns=None if display_rows else BENCHMARK_COLUMNS).set_index("ID")
     # fixed columns, so that a table none of whose rows ran is still a readable (header-only) CSV
     return pd.DataFrame(long_rows, columns=LONG_COLUMNS), display
 
 
-def _count(long: pd.DataFrame, method: str, kind: str) -> int:
-    return int(((long["method"] == method) & (long["outcome"] == kind)).sum())
+# our method -> the paper's (time, value) columns
+PAPER_COLUMNS = {"smt": ("smt_time", "smt_val"), "milp": ("milp_time", "milp_val"),
+                 "maxmilp": ("maxmilp_time", "maxmilp_val"), "uniform": (None, "ua_val"),
+                 "best_deterministic": (None, "bda_val")}
+
+
+def with_paper(table_id: str, long: pd.DataFrame) -> pd.DataFrame:
+    """``long`` with the paper's printed cells and outcome for each row and method beside ours."""
+    printed = paper_table(PAPER, TABLES[table_id][0]).set_index("id")
+    paired = long.copy()
+    times, values = [], []
+    for row in long.itertuples():
+        time_column, value_column = PAPER_COLUMNS[row.method]
+        # Tables 3 and 6 print MaxMILP's value without its time
+        times.append(printed.loc[row.id, time_column] if time_column in printed.columns else None)
+        values.append(printed.loc[row.id, value_column])
+    paired["paper_time"], paired["paper_value"] = times, values
+    paired["paper_outcome"] = [paper_outcome(t, v) for t, v in zip(times, values, strict=True)]
+    return paired
+
+
+def _our_cell(row: Any) -> str:
+    record = {"verdict": row.outcome, "value": row.value, "seconds": row.seconds, "optimal": row.optimal,
+              "complete": row.complete}
+    if row.outcome == "missing":
+        return "n/a"
+    if row.method in ("uniform", "best_deterministic"):
+        return f"{row.value:.2f}" if row.outcome == "attack" else value_cell(record)
+    return f"{time_cell(record)} / {value_cell(record, star=row.method == 'maxmilp')}"
+
+
+def side_by_side(paired: pd.DataFrame) -> pd.DataFrame:
+    """One line per row and method: our cell and the paper's, as printed ("time / Val")."""
+    return pd.DataFrame({"ID": paired["id"], "method": paired["method"],
+                         "ours": [_our_cell(r) for r in paired.itertuples()],
+                         "paper": [v if t is None else f"{t} / {v}" for t, v in
+                                   zip(paired["paper_time"], paired["paper_value"], strict=True)],
+                         "same outcome": np.where(paired["outcome"] == paired["paper_outcome"], "yes", "no")})
 
 
 def _smt_findings(long: pd.DataFrame) -> list[Finding]:
@@ -257,16 +281,20 @@ def _attacker_findings(long: pd.DataFrame) -> list[Finding]:
 
 
 def findings(table_id: str, long: pd.DataFrame) -> list[Finding]:
-    """The paper's findings for one table, decided on our rows."""
+    """The paper's findings for one table, decided on our rows (``long`` as :func:`table` gives it,
+    or already paired with the paper by :func:`with_paper`)."""
     kind = TABLES[table_id][2]
     if long.empty:
         return []
+    if "paper_outcome" not in long.columns:
+        long = with_paper(table_id, long)
     return {"smt": _smt_findings, "maxmilp": _maxmilp_findings, "attackers": _attacker_findings}[kind](long)
 
 
 def outcome_summary(long: pd.DataFrame) -> pd.DataFrame:
     """Per method: our outcomes beside the paper's, and how many rows have the same outcome. A
-    solver error is its own outcome: it never matches the paper's timeout."""
+    solver error is its own outcome: it never matches the paper's timeout. ``long``: paired with
+    the paper by :func:`with_paper`."""
     rows = []
     for method in ("smt", "milp", "maxmilp", "uniform", "best_deterministic"):
         frame = long[long["method"] == method]
@@ -292,7 +320,10 @@ def compare(table_id: str, long: pd.DataFrame, time_limit: float, smt_time_limit
              f"A solver that failed is shown as {ERROR_CELL} and never counts as the paper's timeout.", ""]
     if long.empty:
         return "\n".join(lines + ["No row of this table was run (see ensemble.rows)."]) + "\n"
-    lines += [outcome_summary(long).to_markdown(index=False), "", findings_markdown(findings(table_id, long))]
+    long = with_paper(table_id, long)
+    lines += [outcome_summary(long).to_markdown(index=False), "",
+              side_by_side(long).map(lambda v: str(v).replace("|", "\\|")).to_markdown(index=False), "",
+              findings_markdown(findings(table_id, long))]
     disagreements = long[long["outcome"] != long["paper_outcome"]]
     if len(disagreements):
         lines += ["## Rows whose outcome differs from the paper's", ""]
