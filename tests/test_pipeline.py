@@ -179,7 +179,6 @@ def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smok
     ("certify.radius_steps=5", {"certify": 6, "report": 1}),
     ("search.seed=1", {"search": 6, "train": 6, "certify": 6, "proven_verified": 6, "report": 1,
                        "report_proven": 1}),
-    ("model.width=7", {}),
     ("proven.table4_trials=5", {"report_proven": 1}),
     ("images.lr=0.002", {"train_classifier": 3, "proven": 3, "report_proven": 1}),
     ("ensemble.time_limit=4", {"ensemble_row": 2, "report_ensemble": 1}),
@@ -189,6 +188,14 @@ def test_rerun_does_nothing_and_deleting_a_model_reruns_only_its_dependents(smok
 def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, override: str,
                                                                expected: dict[str, int]) -> None:
     assert planned_jobs(smoke_run.parents[1], overrides=override) == expected
+
+
+def test_a_key_the_pipeline_would_ignore_is_refused_before_any_job(smoke_run: Path) -> None:
+    result = subprocess.run(command(smoke_run.parents[1], "-n", overrides="model.width=7"), capture_output=True,
+                            text=True, env=ENV, timeout=300)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("nnassure: ")
+            and "model.width" in line], result.stderr[-2000:]
 
 
 def test_make_report_collects_every_table_and_figure(smoke_run: Path) -> None:

@@ -33,8 +33,9 @@ EXECUTION_KEYS = ("results_dir", "grid.name", "tracking", "threads")
 @dataclass(frozen=True)
 class StageKeys:
     """``reads``: keys whose values decide the stage's outputs; ``job``: keys set from wildcards;
-    ``by_hand``: keys read only when the stage is run by hand without an input the pipeline always
-    gives it (so they are visible to the stage but never hashed)."""
+    ``by_hand``: keys that cannot change the outputs of a pipeline job, read only when the stage
+    is run by hand without an input the pipeline always gives it, or only to refuse a value that
+    would have no effect (so they are visible to the stage but never hashed)."""
 
     reads: tuple[str, ...]
     job: tuple[str, ...] = ()
@@ -42,6 +43,8 @@ class StageKeys:
 
 
 _TRAINING_DATA = ("dataset.name",)
+# What the architecture search chooses; fixed values are used only by a hand-run of train.
+_SEARCHED = ("model", "train.lr", "train.weight_decay")
 _IMAGE_DATA = ("images.digits_size", "images.signs_size", "images.signs_per_class", "images.sign_classes",
                "images.split", "images.seed")
 _IMAGE_TRAINING = ("images.lr", "images.weight_decay", "images.batch_size", "images.max_epochs",
@@ -62,14 +65,15 @@ _ENSEMBLE_SOLVE = ("ensemble.backends", "ensemble.table_backend", "ensemble.smt"
 STAGES: dict[str, StageKeys] = {
     "data": StageKeys(reads=("dataset",), job=_TRAINING_DATA),
     "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
+    # The search reads model.*, train.lr and train.weight_decay only to refuse them: it chooses them.
     "search": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
-                        job=(*_TRAINING_DATA, "train.cost_fn")),
+                        job=(*_TRAINING_DATA, "train.cost_fn"), by_hand=_SEARCHED),
     # The pipeline trains the search winner (train.hparams_file); without it, by hand, the
     # architecture and optimiser come from model.* and train.lr / train.weight_decay.
     "train": StageKeys(reads=("train.cost_fp", "train.batch_size", "train.max_epochs", "train.patience",
                               "train.seed"),
                        job=(*_TRAINING_DATA, "train.cost_fn", "train.hparams_file"),
-                       by_hand=("model", "train.lr", "train.weight_decay")),
+                       by_hand=_SEARCHED),
     "certify": StageKeys(reads=("certify",), job=(*_TRAINING_DATA, "train.cost_fn")),
     "report": StageKeys(reads=("grid.datasets", "grid.costs", "certify.method", "certify.methods",
                                "certify.norms", "certify.eps", "train.cost_fp", "report")),

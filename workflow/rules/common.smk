@@ -5,7 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nnassure.config import compose
+from nnassure.config import compose_pipeline
 from nnassure.errors import NnassureError
 from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.config import parse_model_id
@@ -33,11 +33,10 @@ if workflow.is_main_process:
 EXPERIMENT = str(config.get("experiment", "quick"))
 OVERRIDES = [f"experiment={EXPERIMENT}"] + shlex.split(str(config.get("overrides", "")))
 try:
-    CFG = compose(OVERRIDES)
+    # The experiment's config and, per data set, the config with its conf/dataset/<d>.yaml merged
+    # in: the jobs of one data set read those values. Keys the pipeline would ignore are refused.
+    CFG, DATASET_CFGS = compose_pipeline(OVERRIDES)
     DATASETS = sorted(CFG.grid.datasets)
-    # Each data set's own conf/dataset/<d>.yaml merged with the experiment: the jobs of one data
-    # set read these values.
-    DATASET_CFGS = {d: compose(OVERRIDES + [f"dataset={d}"]) for d in DATASETS}
     PROVEN_MODELS = [parse_model_id(m).name for m in CFG.proven.models]
 except NnassureError as exc:
     sys.exit(f"nnassure: {exc}")
