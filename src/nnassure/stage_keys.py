@@ -81,7 +81,8 @@ STAGES: dict[str, StageKeys] = {
     "train_classifier": StageKeys(reads=_IMAGE_TRAINING, job=("proven.model",)),
     "proven": StageKeys(reads=_PROVEN_CERTIFY, job=("proven.model",)),
     # PROVEN's risks on the verified-classification models, at the fixed eps of certify.eps.
-    "proven_verified": StageKeys(reads=("certify.eps", "proven.gammas", "proven.batch_size"), job=(*_TRAINING_DATA, "train.cost_fn")),
+    "proven_verified": StageKeys(reads=("certify.eps", "proven.gammas", "proven.batch_size"),
+                                 job=(*_TRAINING_DATA, "train.cost_fn")),
     "report_proven": StageKeys(reads=("grid.datasets", "grid.costs", "certify.eps", "proven")),
     "ensemble_data": StageKeys(reads=_ENSEMBLE_INSTANCE, job=("ensemble.instance",)),
     "ensemble_train": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_ARCHITECTURE, "ensemble.max_epochs",
