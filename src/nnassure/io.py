@@ -1,4 +1,5 @@
-"""Atomic file writing: an output appears complete or not at all (a stage killed midway leaves no file that looks finished, so Snakemake reruns it)."""
+"""Atomic file writing: an output appears complete or not at all, so a stage killed midway leaves
+no file that looks finished and Snakemake reruns it."""
 
 from __future__ import annotations
 
