@@ -313,13 +313,15 @@ def outcome_summary(long: pd.DataFrame) -> pd.DataFrame:
 def compare(table_id: str, long: pd.DataFrame, time_limit: float, smt_time_limit: float) -> str:
     """The table's .compare.md: outcomes against the paper's, and the paper's findings decided."""
     _, title, _ = TABLES[table_id]
+    settings = paper_table(PAPER, "settings").set_index("setting")["value"]
     lines = [f"# {table_id} compared with the paper's {title}", "",
-             f"Our time limit: {time_limit:g} s per MILP call, {smt_time_limit:g} s for Z3 (the paper: 7200 s, "
-             "hardware not stated). Our classifiers, data points and pixel scale are not the paper's (it gives none "
-             "of them), so values are compared by outcome (attack / robust / timeout), not digit by digit. "
-             f"A solver that failed is shown as {ERROR_CELL} and never counts as the paper's timeout.", ""]
+             f"Our time limit: {time_limit:g} s per MILP call, {smt_time_limit:g} s for Z3 (the paper: "
+             f"{settings['time_limit_seconds']:g} s, hardware not stated). Our classifiers, data points and pixel "
+             "scale are not the paper's (it gives none of them), so values are compared by outcome (attack / "
+             f"robust / timeout), not digit by digit. A solver that failed is shown as {ERROR_CELL} and never "
+             "counts as the paper's timeout.", ""]
     if long.empty:
-        return "\n".join(lines + ["No row of this table was run (see ensemble.rows)."]) + "\n"
+        return "\n".join(lines + ["No row of this table was run (see ensemble.rows).", "", findings_markdown([])])
     long = with_paper(table_id, long)
     lines += [outcome_summary(long).to_markdown(index=False), "",
               side_by_side(long).map(lambda v: str(v).replace("|", "\\|")).to_markdown(index=False), "",

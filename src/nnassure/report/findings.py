@@ -58,5 +58,5 @@ def findings_markdown(findings: Iterable[Finding]) -> str:
     """The "## Findings" section: one table row per finding or sanity check."""
     frame = findings_frame(findings)
     if frame.empty:
-        return "## Findings\n\nNothing to decide: the table is empty.\n"
+        return "## Findings\n\nNothing to decide: the table has no rows.\n"
     return "## Findings\n\n" + frame.map(_cell).to_markdown(index=False) + "\n"

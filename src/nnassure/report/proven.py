@@ -222,7 +222,7 @@ def table2_compare(table_id: str, display: pd.DataFrame, other: pd.DataFrame | N
     lines = [f"# {table_id} ({title}) compared with the paper's Table 2", "",
              "Digits stand in for MNIST and the rendered traffic signs for CIFAR; architectures of the",
              "same name are compared (the paper's models were trained elsewhere, so radii differ in scale).", "",
-             "| model | ours: worst case | ours: PROVEN 99.99% | ours: improvement | paper model | "
+             f"| model | ours: worst case | ours: {display.columns[1]} | ours: improvement | paper model | "
              "paper: worst case | paper: PROVEN 99.99% | paper: improvement |", "|---|---|---|---|---|---|---|---|"]
     for name, row in display.iterrows():
         match = _paper_row(table_id, name)
