@@ -264,3 +264,9 @@ def test_pv_table5_constants_are_computed():
     assert proven.verified_findings(verified_long(0.5, 0.0).iloc[:0])[0].holds is None
     text = proven.verified_compare(verified_long(0.9999, 0.0))
     assert "4.29" in text and "the issue" not in text
+
+
+def test_the_overhead_claim_is_not_observable_without_run_times():
+    display = pd.DataFrame({"Relu": [20.0], "Relu-ada": [70.0]}, index=["digits 2x[1024]"])
+    overhead = by_claim(proven.table3_findings(display), "PROVEN's overhead")
+    assert overhead.holds is None and overhead.verdict == "not observable"
