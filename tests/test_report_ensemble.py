@@ -330,3 +330,17 @@ def test_per_classifier_attacks_tells_a_time_limit_from_a_failure(problem, monke
     monkeypatch.setattr(module, "solve", lambda *a, **k: Solution(status, "highs", None, None, 0.1, "status"))
     with pytest.raises(error):
         per_classifier_attacks(problem, "highs", 5.0)
+
+
+def test_a_failing_smt_solver_is_an_error(problem, monkeypatch):
+    import z3
+
+    import nnassure.ensemble.experiment as experiment
+
+    def canceled(*args, **kwargs):
+        raise z3.Z3Exception("canceled")
+
+    monkeypatch.setattr(experiment, "solve_smt", canceled)
+    methods, _ = run_row(problem, SolveSettings(backends=("highs",), smt=True, time_limit=10, smt_time_limit=10))
+    assert methods["smt"]["verdict"] == "error" and methods["smt"]["note"] == "Z3Exception: canceled"
+    assert methods["milp_highs"]["verdict"] == "attack"
