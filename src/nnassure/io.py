@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from nnassure.errors import InputFileError
 
 
 @contextmanager
@@ -47,3 +51,41 @@ def write_json(document: Any, path: str | Path) -> None:
 def write_csv(frame: pd.DataFrame, path: str | Path, float_format: str = "%.4f") -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+
+
+def read_npz(path: str | Path, names: tuple[str, ...], remedy: str) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of an ``.npz`` file, read without pickle.
+
+    Every problem (missing file, not a zip archive, a missing or pickled array, a damaged archive)
+    raises :class:`InputFileError` in one line naming the file, the problem and ``remedy`` (what the
+    user should do, e.g. "run the data stage first").
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: file not found ({remedy})")
+    # np.load takes any file that is not .npy or zip for a pickle and then blames pickling: check the
+    # zip signature first so that the message says what the file really is.
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise InputFileError(f"{path}: not an .npz archive ({remedy})")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise InputFileError(f"{path}: missing array(s) {', '.join(missing)}; expected arrays "
+                                     f"{', '.join(names)} ({remedy})")
+            for name in names:
+                try:
+                    arrays[name] = archive[name]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    raise InputFileError(f"{path}: array {name!r} holds pickled Python objects; expected plain "
+                                         f"numeric or text arrays ({remedy})") from None
+    except InputFileError:
+        raise
+    except Exception as exc:  # a damaged archive raises several unrelated types (zip, zlib, numpy header)
+        reason = " ".join(str(exc).split())
+        raise InputFileError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {reason}; {remedy})") \
+            from None
+    return arrays

@@ -17,7 +17,6 @@ naming the file.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from nnassure.errors import InputFileError
-from nnassure.io import atomic_path
+from nnassure.io import atomic_path, read_npz
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IMAGE_ARRAYS: tuple[str, ...] = ("images", "labels", "split", "classes")
@@ -157,34 +156,8 @@ class ImageDataset:
 def load_image_dataset(path: str | Path) -> ImageDataset:
     """Read and check an image data set ``.npz``; raises :class:`InputFileError` naming the file and the problem."""
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path}: image data set file not found (run the data stage first)")
-    # np.load treats any file that is not .npy or zip as a pickle and then blames pickling: check the
-    # zip signature first so that the message says what the file really is.
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        raise InputFileError(f"{path}: not an .npz archive; expected a NumPy .npz file written by save_image_dataset")
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in IMAGE_ARRAYS if name not in archive.files]
-            if missing:
-                raise InputFileError(
-                    f"{path}: missing array(s) {', '.join(missing)}; expected arrays {', '.join(IMAGE_ARRAYS)}"
-                )
-            for name in IMAGE_ARRAYS:
-                try:
-                    arrays[name] = archive[name]
-                except ValueError as exc:
-                    if "allow_pickle" not in str(exc):
-                        raise
-                    raise InputFileError(
-                        f"{path}: array {name!r} holds pickled Python objects; expected plain numeric or text arrays"
-                    ) from None
-    except InputFileError:
-        raise
-    except Exception as exc:  # a damaged archive raises several unrelated types (zip, zlib, numpy header)
-        reason = " ".join(str(exc).split())
-        raise InputFileError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {reason})") from None
+    arrays = read_npz(path, IMAGE_ARRAYS, "expected an image data set written by save_image_dataset: run the "
+                                          "images stage")
     problem = _problem(arrays["images"], arrays["labels"], arrays["split"], arrays["classes"])
     if problem:
         raise InputFileError(f"{path}: {problem}")

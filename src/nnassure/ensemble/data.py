@@ -11,7 +11,6 @@ signs per class) so that a file made for other settings is refused instead of si
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 from nnassure.ensemble.benchmarks import Benchmark
 from nnassure.ensemble.instances import PairData
 from nnassure.errors import InputFileError
-from nnassure.io import atomic_path
+from nnassure.io import atomic_path, read_npz
 
 DATA_FORMAT = "nnassure.ensemble-data/1"
 ARRAYS = ("x", "labels", "split", "shape", "source")
@@ -71,25 +70,11 @@ def load_instance_data(path: str | Path, expected: dict[str, Any]) -> PairData:
     """
     path = Path(path)
     remedy = f"run the ensemble_data stage for ensemble.instance={expected['instance']}"
-    if not path.is_file():
-        raise InputFileError(f"{path}: ensemble instance data not found ({remedy})")
-    # np.load takes any non-zip file for a pickle and then blames pickling: check the signature first.
-    if not zipfile.is_zipfile(path):
-        raise InputFileError(f"{path}: not an .npz archive of ensemble instance data ({remedy})")
-    arrays: dict[str, np.ndarray] = {}
+    arrays = read_npz(path, ARRAYS, remedy)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in ARRAYS if name not in archive.files]
-            if missing:
-                raise InputFileError(f"{path}: missing array(s) {', '.join(missing)} ({remedy})")
-            arrays = {name: archive[name] for name in ARRAYS}
         source = json.loads(str(arrays["source"]))
-    except InputFileError:
-        raise
-    except Exception as exc:  # a damaged archive raises several unrelated types (zip, zlib, numpy, json)
-        reason = " ".join(str(exc).split())
-        raise InputFileError(f"{path}: unreadable ensemble instance data ({type(exc).__name__}: {reason}; "
-                             f"{remedy})") from None
+    except ValueError as exc:
+        raise InputFileError(f"{path}: the array 'source' is not JSON ({exc}; {remedy} again)") from None
     if not isinstance(source, dict):
         raise InputFileError(f"{path}: the array 'source' is not a JSON mapping ({remedy} again)")
     if source != expected:
