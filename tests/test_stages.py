@@ -241,3 +241,32 @@ def test_report_ensemble_without_row_results_is_rejected(tmp_path: Path, capsys)
 
     message = _run_failing(capsys, "report_ensemble", report_ensemble.main, _args(tmp_path))
     assert "25.json" in message and "ensemble_row" in message
+
+
+def test_report_ensemble_shows_a_solver_error_as_err_not_as_a_timeout(tmp_path: Path) -> None:
+    import json
+
+    from nnassure.stages import report_ensemble
+
+    def record(verdict: str, seconds: float | None = 1.0, backend: str = "highs", note: str = "") -> dict:
+        return {"verdict": verdict, "value": None, "optimal": verdict == "robust", "complete": True,
+                "backend": backend, "seconds": seconds, "relus": {}, "note": note}
+
+    paths = ExperimentPaths(tmp_path, "smoke")
+    methods = {25: {"milp_highs": record("error", None, note="GurobiError: out of memory"),
+                    "maxmilp": record("robust"), "smt": record("timeout", 5.0, "z3")},
+               26: {"milp_highs": record("robust"), "maxmilp": record("robust"),
+                    "smt": record("error", None, "z3", "Z3Exception: canceled")}}
+    for row, row_methods in methods.items():
+        benchmark = {"id": row, "name": "mnist_7_8", "classifiers": 3, "attacks": 2, "points": 4, "dim": "6x6",
+                     "alpha": 1.0 if row == 25 else 0.9, "eps": 0.1}
+        paths.ensemble_row(row).parent.mkdir(parents=True, exist_ok=True)
+        paths.ensemble_row(row).write_text(json.dumps({"benchmark": benchmark, "methods": row_methods}))
+    run_stage("report_ensemble", report_ensemble.main, _args(tmp_path))
+    table = pd.read_csv(paths.tables / "en_table4.csv").set_index(["id", "method"])
+    assert table.loc[(25, "milp"), "outcome"] == "error" and table.loc[(26, "smt"), "outcome"] == "error"
+    assert "| ERR" in (paths.tables / "en_table4.md").read_text()
+    text = (paths.tables / "en_table4.compare.md").read_text()
+    # the paper's SMT timed out on both rows: our SMT error on row 26 is not "the same outcome"
+    assert "- row 26, smt: ours error: Z3Exception: canceled, the paper timeout" in text
+    assert "- row 25, milp: ours error: GurobiError: out of memory, the paper robust" in text
