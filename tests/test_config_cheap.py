@@ -35,3 +35,17 @@ def test_compose_after_the_ensemble_package_is_imported():
 
     cfg = compose(["experiment=smoke", "ensemble.backends=[highs]"])
     assert list(cfg.ensemble.rows) == [25, 26]
+
+
+def test_a_repeated_compose_sees_an_edited_conf_file(tmp_path, monkeypatch):
+    import shutil
+
+    from nnassure import config
+
+    conf = tmp_path / "conf"
+    shutil.copytree(config.conf_dir(), conf)
+    monkeypatch.setattr(config, "conf_dir", lambda: conf)
+    assert compose(["experiment=smoke"]).train.seed == 0
+    train = conf / "train" / "default.yaml"
+    train.write_text(train.read_text().replace("seed: 0", "seed: 12345"))
+    assert compose(["experiment=smoke"]).train.seed == 12345

@@ -25,6 +25,7 @@ so that the winner is trained the way it was selected.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import math
@@ -402,6 +403,8 @@ class Config(Section):
 
 # Keys the architecture search chooses per trial, with the search key each is drawn from. The
 # train stage reads them only when it trains a fixed architecture (train.hparams_file null).
+# "Not set" means "at the schema default", so conf/model/mlp.yaml and conf/train/default.yaml
+# must hold these same defaults (tests/test_config.py composes them with train.hparams_file).
 SEARCHED_KEYS = {
     "train.lr": "search.lrs",
     "train.weight_decay": "search.weight_decays",
@@ -497,6 +500,35 @@ def _compose_data(overrides: Sequence[str]) -> dict[str, Any]:
         raise from_hydra(exc, Config) from None
 
 
+# Composed configs of this process by (conf/ files' state, overrides). Hydra re-reads and
+# re-merges every YAML file on each compose (a few tenths of a second, mostly the benchmark
+# rows); the stages, tests and benchmarks compose the same overrides again and again. The
+# key includes every conf/ file's size and modification time, so an edit is seen.
+_COMPOSED: dict[tuple[Any, ...], dict[str, Any]] = {}
+_COMPOSED_MAX = 64
+
+
+def _conf_state() -> tuple[Any, ...]:
+    root = conf_dir()
+    return (str(root), *sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size)
+                               for p in root.rglob("*.yaml")))
+
+
+def _composed(override_lists: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """The composed data of each list of overrides (fresh copies), Hydra initialized once for
+    those not composed before."""
+    state = _conf_state()
+    keys = [(state, tuple(overrides)) for overrides in override_lists]
+    missing = [key for key in dict.fromkeys(keys) if key not in _COMPOSED]
+    if missing:
+        with _hydra():
+            for key in missing:
+                if len(_COMPOSED) >= _COMPOSED_MAX:
+                    del _COMPOSED[next(iter(_COMPOSED))]
+                _COMPOSED[key] = _compose_data(key[1])
+    return [copy.deepcopy(_COMPOSED[key]) for key in keys]
+
+
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides, validate it and return it read-only.
 
@@ -508,8 +540,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
 
 def compose_many(override_lists: Sequence[Sequence[str]]) -> list[DictConfig]:
     """:func:`compose` of each list of overrides, with Hydra initialized once."""
-    with _hydra():
-        return [_read_only(validate(_compose_data(overrides))) for overrides in override_lists]
+    return [_read_only(validate(data)) for data in _composed(override_lists)]
 
 
 def _touches(override: str, group: str) -> bool:
@@ -523,20 +554,23 @@ def compose_pipeline(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, Di
 
     Also refuses the :data:`SEARCHED_KEYS` at non-default values, since every train job of the
     pipeline trains the search winner. The per-data-set composes skip the ``ensemble`` group,
-    the bulk of composing (38 benchmark rows of YAML), and take it from the first compose: the
-    choice of data set cannot change it, as no key outside ``dataset`` depends on the group.
-    Overrides that touch ``ensemble`` get full composes.
+    the bulk of composing (38 benchmark rows of YAML), and take that section from the first
+    compose: the dataset group writes only under ``dataset`` and no YAML interpolates across
+    sections, so the choice of data set cannot change it (tests/test_config.py compares with
+    full composes). When an override touches ``ensemble`` every compose is a full one, since
+    the override may refer to what the group defines (e.g. a benchmark row).
     """
     overrides = list(overrides)
+    (data,) = _composed([overrides])
+    config = validate(data)
+    check_searched_keys(config, "in the pipeline, which trains the search winner")
     skip_ensemble = not any(_touches(o, "ensemble") for o in overrides)
-    with _hydra():
-        data = _compose_data(overrides)
-        config = validate(data)
-        check_searched_keys(config, "in the pipeline, which trains the search winner")
-        per_dataset = {}
-        for name in config.grid.datasets:
-            variant = _compose_data(overrides + [f"dataset={name}"] + (["~ensemble"] if skip_ensemble else []))
-            if skip_ensemble:
-                variant["ensemble"] = data["ensemble"]
-            per_dataset[name] = _read_only(validate(variant))
+    names = list(config.grid.datasets)
+    variants = _composed([overrides + [f"dataset={name}"] + (["~ensemble"] if skip_ensemble else [])
+                          for name in names])
+    per_dataset = {}
+    for name, variant in zip(names, variants, strict=True):
+        if skip_ensemble:
+            variant["ensemble"] = data["ensemble"]
+        per_dataset[name] = _read_only(validate(variant))
     return _read_only(config), per_dataset
