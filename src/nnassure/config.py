@@ -11,7 +11,9 @@ wherever the config is built.
 
 Composing must stay cheap: the Snakefile composes at parse time and every stage job composes
 once, so nothing here imports torch (the ensemble's benchmark rows and MILP backend names are
-loaded without the torch-importing ``nnassure.ensemble`` package; see :func:`_ensemble_module`).
+loaded without the torch-importing ``nnassure.ensemble`` package; see :func:`_ensemble_module`),
+Hydra's output is cached per process (:func:`_composed`), and :func:`compose_pipeline` gives the
+Snakefile its config and the per-data-set ones without recomposing the ensemble rows.
 
 Every key has an effect or is refused. The keys the architecture search chooses per trial,
 :data:`SEARCHED_KEYS` (``train.lr``, ``train.weight_decay``, ``model.depth``, ``model.width``,
@@ -20,7 +22,9 @@ hand-run of train on a fixed architecture); with ``train.hparams_file`` set the 
 values are trained, so these keys must then keep their defaults. The pipeline always trains the
 search winner, so :func:`compose_pipeline` refuses them too, at parse time rather than in every
 train job. ``train.batch_size`` applies to the search trials as well as to the final training,
-so that the winner is trained the way it was selected.
+so that the winner is trained the way it was selected. ``report.fig2_eps``/``fig3_eps`` must be
+radii of ``certify.eps`` (another would draw an empty figure); a figure whose data set or cost
+is outside the grid is left out of the report on purpose (a reduced grid), so that is allowed.
 """
 
 from __future__ import annotations
