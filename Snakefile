@@ -25,7 +25,7 @@ include: "workflow/rules/ensemble.smk"
 # deleting any artifact (a model file, say) reruns the job that makes it and what depends on it.
 rule all:
     input:
-        verified_report_files(),
-        proven_report_files(),
-        ensemble_report_files(),
+        report_files("verified-classification"),
+        report_files("proven"),
+        report_files("ensemble"),
     default_target: True

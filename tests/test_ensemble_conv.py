@@ -1,5 +1,6 @@
 """Convolutional classifiers with max-pooling in the ensemble verifier (Gross et al., Sec. 5.2), and the
-ensemble's configuration, model files, report tables and per-row runs.
+ensemble's configuration, model files and per-row runs (the report tables are tested in
+test_report_ensemble.py).
 
 1. network_layers(ConvNet): the unrolled float64 layer list computes the torch model exactly (HWC inputs,
    1-3 convolutions, grey and RGB), the pooling groups are the windows, unsupported pooling is refused;
@@ -7,14 +8,13 @@ ensemble's configuration, model files, report tables and per-row runs.
    looser, and max-pooling rewritten with ReLUs is the maximum;
 3. the MILP with pooling is exact: attacks re-check in float64, robust verdicts survive an attack search,
    Z3 agrees; 4. stable ReLUs and fixed pools need no binaries; 5. model files; 6. configuration;
-7. report tables; 8. run_row. Three regression tests guard bugs these tests found: CROWN bounds of
+7. run_row. Three regression tests guard bugs these tests found: CROWN bounds of
 float32-rounded weights, binaries for a pooling window with a fixed maximum, and eps = 0 with LiRPA bounds.
 """
 
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -580,109 +580,7 @@ def test_ensemble_config_composes_with_the_38_rows():
 
 
 # ---------------------------------------------------------------------------------------------
-# 7. Report tables
-# ---------------------------------------------------------------------------------------------
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "conf" / "ensemble" / "benchmarks.yaml"
-
-
-def record(verdict, value=None, seconds=1.0, optimal=False, complete=False, backend="highs"):
-    return {"verdict": verdict, "value": value, "optimal": optimal, "complete": complete, "backend": backend,
-            "seconds": seconds, "relus": {}, "note": ""}
-
-
-def fake_documents():
-    """Rows 2 (mnist_0_1 7x7, alpha 0.2, eps 100) and 25 (mnist_7_8 6x6, alpha 1, eps 0.1) as the
-    ensemble_row stage would write them, with the paper's numbers attached as load_rows does."""
-    from nnassure.ensemble.benchmarks import load_benchmarks
-
-    rows = {b.id: b for b in load_benchmarks(BENCHMARKS)}
-    documents = []
-    methods = {
-        2: {"milp_highs": record("attack", 0.25, 1.234), "maxmilp": record("attack", 1.0, 3.456, optimal=True),
-            "smt": record("timeout", None, 60.0, backend="z3"),
-            "baselines": {"verdict": "done", "uniform": 1 / 3, "best_deterministic": 0.75, "backend": "highs",
-                          "seconds": 2.0}},
-        25: {"milp_highs": record("robust", None, 0.5, optimal=True, complete=False),
-             "maxmilp": record("timeout", None, 60.0), "smt": record("timeout", None, 60.0, backend="z3"),
-             "baselines": {"verdict": "timeout", "uniform": None, "best_deterministic": None, "backend": "highs",
-                           "seconds": None, "note": "no attack"}},
-    }
-    for row_id in (2, 25):
-        b = rows[row_id]
-        documents.append({"benchmark": {"id": b.id, "name": b.name, "classifiers": b.classifiers,
-                                        "attacks": b.attacks, "points": b.points, "dim": b.dim, "alpha": b.alpha,
-                                        "eps": b.eps},
-                          "methods": methods[row_id], "paper": b.paper})
-    return documents
-
-
-def test_smt_table_cells_and_comparison():
-    from nnassure.report.ensemble import compare, table
-
-    long, display = table(fake_documents(), "en_table4", "milp_highs")
-    assert list(display.index) == [2, 25]
-    two, twenty_five = display.loc[2], display.loc[25]
-    assert (two["Name"], two["|C|"], two["|A|"], two["|X|"], two["dim"], two["alpha"], two["eps"]) == \
-        ("mnist_0_1", 3, 2, 4, "7x7", "0.2", "100")
-    assert (two["SMT time"], two["SMT Val"], two["MILP time"], two["MILP Val"]) == ("TO", "-", "1.23", "0.25")
-    assert two["paper MILP"] == "17 / 0.2002" and two["paper SMT"] == "-TO- / -"
-    assert (twenty_five["MILP time"], twenty_five["MILP Val"]) == ("0.50", "robust†")
-    assert len(long) == 4 and set(long["method"]) == {"smt", "milp"}
-    assert (long["outcome"] == long["paper_outcome"]).all()
-    text = compare("en_table4", long, 60, 60)
-    assert "MILP 2 (robust 1), SMT 0 of 2: holds." in text
-    assert "differs from the paper" not in text
-    assert "robust† (1 entries)" in text
-    # without a robust MILP row the finding does not hold
-    only_two, _ = table(fake_documents()[:1], "en_table4", "milp_highs")
-    assert "MILP 1 (robust 0), SMT 0 of 1: does not hold." in compare("en_table4", only_two, 60, 60)
-
-
-def test_maxmilp_and_attacker_tables():
-    from nnassure.report.ensemble import compare, table
-
-    documents = fake_documents()
-    long, display = table(documents, "en_table2", "milp_highs")
-    assert display.loc[2, "MILP Val"] == "0.25"  # no star: feasibility MILP
-    assert display.loc[2, "MaxMILP Val"] == "1.00*" and display.loc[2, "MaxMILP time"] == "3.46"
-    assert (display.loc[25, "MaxMILP time"], display.loc[25, "MaxMILP Val"]) == ("TO", "-")
-    text = compare("en_table2", long, 60, 60)
-    assert "MaxMILP answers (attack or robust) 1 rows, MILP 2." in text
-    assert "reach Val = 1 in 1 of 1 rows" in text
-    assert "## Rows whose outcome differs from the paper's" in text
-    assert "- row 25, maxmilp: ours timeout, the paper robust (1 s, robust)" in text
-    assert "row 2," not in text and "row 25, milp" not in text
-    # Table 3 prints row 2 only (row 25 is not in it)
-    long, display = table(documents, "en_table3", "milp_highs")
-    assert list(display.index) == [2]
-    assert (display.loc[2, "UA Val"], display.loc[2, "BDA Val"], display.loc[2, "MaxMILP Val"]) == \
-        ("0.33", "0.75", "1.00*")
-    assert display.loc[2, "paper UA / BDA / MaxMILP"] == "0.33 / 0.75 / 1.00*"
-    assert "MaxMILP reaches value 1 where UA and BDA do not: 1 of 1 rows with all three values; holds." in \
-        compare("en_table3", long, 60, 60)
-
-
-def test_cells_of_every_outcome():
-    from nnassure.report.ensemble import outcome, paper_outcome, time_cell, value_cell
-
-    assert value_cell(record("attack", 0.3002)) == "0.30"
-    assert value_cell(record("attack", 1.0, optimal=True), star=True) == "1.00*"
-    assert value_cell(record("attack", 1.0, optimal=False), star=True) == "1.00"
-    assert value_cell(record("robust", complete=True)) == "robust"
-    assert value_cell(record("robust", complete=False)) == "robust†"
-    assert value_cell(record("timeout")) == "-" and value_cell(record("error")) == "-"
-    assert value_cell(record("rejected")) == "rejected" and value_cell(record("boundary")) == "boundary"
-    assert value_cell(None) == "n/a" and time_cell(None) == "n/a"
-    assert time_cell(record("timeout", seconds=60.0)) == "TO" and time_cell(record("attack", 0.5, 0.004)) == "0.00"
-    assert outcome(record("error")) == "timeout" and outcome(None) == "missing"
-    assert [paper_outcome(t, v) for t, v in [("285", "0.25"), ("2.56", "robust"), ("-TO-", "-"), ("TO", "-"),
-                                             ("17.97", "1.00*"), (None, None)]] == \
-        ["attack", "robust", "timeout", "timeout", "attack", "missing"]
-
-
-# ---------------------------------------------------------------------------------------------
-# 8. run_row
+# 7. run_row
 # ---------------------------------------------------------------------------------------------
 
 def test_run_row_on_the_paper_example():

@@ -10,8 +10,8 @@ returns the validated values as a read-only DictConfig, so a bad value fails at 
 wherever the config is built.
 
 Composing must stay cheap: the Snakefile composes at parse time and every stage job composes
-once, so nothing here imports torch (the ensemble's benchmark rows and MILP backend names are
-loaded without the torch-importing ``nnassure.ensemble`` package; see :func:`_ensemble_module`),
+once, so nothing here imports torch (``nnassure.ensemble`` imports its solver and network code
+only on first use, so its benchmark rows and MILP backend names come without it),
 Hydra's output is cached per process (:func:`_composed`), and :func:`compose_pipeline` gives the
 Snakefile its config and the per-data-set ones without recomposing the ensemble rows.
 
@@ -30,15 +30,11 @@ is outside the grid is left out of the report on purpose (a reduced grid), so th
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import math
 import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 from hydra import compose as hydra_compose
@@ -49,6 +45,8 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nnassure.config_errors import fail, from_hydra, from_validation, invalid
+from nnassure.ensemble.backends import BACKENDS
+from nnassure.ensemble.benchmarks import parse_benchmarks
 from nnassure.errors import ConfigError
 from nnassure.model_id import ACTIVATION_NAMES, IMAGE_DATASETS, MODEL_ID, MODEL_ID_ALLOWED, ModelId, match_model_id
 from nnassure.model_id import parse_model_id as parse_model_id
@@ -67,28 +65,6 @@ TRACKING_MODES = ("offline", "disabled", "online")
 BOUNDS = ("interval", "lirpa")
 MAX_DEPTH = 4
 SIGN_CLASS_NAMES = ("give_way", "priority_road", "stop", "no_entry", "speed_limit", "ahead_only")
-
-
-def _ensemble_module(name: str) -> ModuleType:
-    """``nnassure.ensemble.<name>`` for a module that itself imports nothing heavy.
-
-    ``nnassure/ensemble/__init__.py`` imports the solver and network code (torch among it), and
-    a plain import of any submodule runs it first; composing a config must not cost that. So
-    unless the package is imported already, the file is loaded on its own under a private name
-    (a second copy of the module, used only for checking the config).
-    """
-    full_name = f"nnassure.ensemble.{name}"
-    if "nnassure.ensemble" in sys.modules:
-        return importlib.import_module(full_name)
-    private_name = f"nnassure._config_ensemble_{name}"
-    if private_name in sys.modules:
-        return sys.modules[private_name]
-    spec = importlib.util.spec_from_file_location(private_name, Path(__file__).parent / "ensemble" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[private_name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- value types: what a key allows, said once -------------------------------------------------
@@ -137,9 +113,8 @@ SignClass = Annotated[str, one_of(SIGN_CLASS_NAMES)]
 
 
 def _check_backend(value: str) -> str:
-    backends = _ensemble_module("backends").BACKENDS
-    if value not in backends:
-        raise invalid("one of " + ", ".join(backends), value)
+    if value not in BACKENDS:
+        raise invalid("one of " + ", ".join(BACKENDS), value)
     return value
 
 
@@ -346,7 +321,7 @@ class EnsembleConfig(Section):
 
     @model_validator(mode="after")
     def _rows_exist(self) -> EnsembleConfig:
-        rows = _ensemble_module("benchmarks").parse_benchmarks(self.benchmarks, "ensemble.benchmarks")
+        rows = parse_benchmarks(self.benchmarks, "ensemble.benchmarks")
         ids = [r.id for r in rows]
         for i, row in enumerate(self.rows):
             if row not in ids:

@@ -11,10 +11,8 @@ from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.config import parse_model_id
 from nnassure import stage_keys
 from nnassure.run_lock import hold_run_lock
-from nnassure.report.outputs import report_outputs
-from nnassure.stages.report_proven import proven_outputs
 from nnassure.ensemble.benchmarks import selected_benchmarks
-from nnassure.report.ensemble import ensemble_outputs
+from nnassure.report import catalog
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
@@ -103,16 +101,15 @@ def ensemble_classifier_files(row):
             for f in ensemble_classifier_stem_files(benchmark.instance, c)]
 
 
-def verified_report_files():
-    return [str(p) for files in report_outputs(CFG).values() for p in files]
+def paper_numbers_file(family):
+    """The paper's printed numbers a report compares with: an input, so a corrected transcription
+    reruns the report."""
+    return str(Path(catalog.__file__).parent / "paper" / f"{catalog.PAPER_OF_FAMILY[family]}.yaml")
 
 
-def proven_report_files():
-    return [str(p) for p in proven_outputs(CFG)]
-
-
-def ensemble_report_files():
-    return [str(p) for p in ensemble_outputs(CFG)]
+def report_files(family):
+    """Every file the report stage of `family` writes, as the catalog lists them."""
+    return [str(p) for p in catalog.family_files(CFG, family)]
 
 
 def ensemble_row_instance_data(wildcards):
@@ -122,18 +119,32 @@ def ensemble_row_instance_data(wildcards):
 # What `snakemake --report` shows of each table and figure: the CSV source and the comparison
 # with the paper, and the PNG; the Markdown, LaTeX and PDF renderings stay on disk only.
 REPORTED_SUFFIXES = (".csv", ".compare.md", ".png")
+# Snakemake reads a caption from a file; the captions live in nnassure.report.catalog, so each is
+# written (when it changed) to a file of its own beside Snakemake's metadata.
+CAPTIONS = Path(".snakemake", "nnassure", "captions").resolve()
 
 
-def reported(paths, category):
+def caption_file(entry):
+    path = CAPTIONS / f"{entry.id}.rst"
+    text = f"{entry.caption}\n\nReproduces: {entry.reproduces}.\n"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(text)
+        staged.replace(path)
+    return str(path)
+
+
+def reported(paths, family):
     """Report outputs: each file of a table or figure <id> (vc_table1.compare.md belongs to
-    vc_table1) is captioned by workflow/report/<id>.rst and filed under its paper."""
+    vc_table1) captioned by the catalog and filed under its paper."""
     items = []
     for path in map(str, paths):
         name = Path(path).name
-        item = name.split(".")[0]
         if name.endswith(REPORTED_SUFFIXES):
-            items.append(report(path, caption=f"../report/{item}.rst", category=category, subcategory=item,
-                                labels={"id": item, "file": name}))
+            entry = catalog.entry(name.split(".")[0])
+            items.append(report(path, caption=caption_file(entry), category=entry.paper, subcategory=entry.id,
+                                labels={"id": entry.id, "file": name}))
         else:
             items.append(path)
     return items

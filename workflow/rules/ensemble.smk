@@ -62,9 +62,10 @@ rule report_ensemble:
     params:
         config=config_digest("report_ensemble"),
     input:
-        expand(str(PATHS.ensemble_row("{row}")), row=sorted(ENSEMBLE_ROWS)),
+        paper=paper_numbers_file("ensemble"),
+        rows=expand(str(PATHS.ensemble_row("{row}")), row=sorted(ENSEMBLE_ROWS)),
     output:
-        reported(ensemble_report_files(), "Ensemble robustness"),
+        reported(report_files("ensemble"), "ensemble"),
     log:
         log_file("report_ensemble", "report_ensemble"),
     threads: 1

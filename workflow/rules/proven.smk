@@ -80,10 +80,11 @@ rule report_proven:
     params:
         config=config_digest("report_proven"),
     input:
+        paper=paper_numbers_file("proven"),
         proven=expand(str(PATHS.proven("{model}")), model=PROVEN_MODELS),
         verified=expand(str(PATHS.proven_verified("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
     output:
-        reported(proven_report_files(), "PROVEN"),
+        reported(report_files("proven"), "proven"),
     log:
         log_file("report_proven", "report_proven"),
     threads: 1

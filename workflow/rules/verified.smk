@@ -101,11 +101,12 @@ rule report:
     params:
         config=config_digest("report"),
     input:
+        paper=paper_numbers_file("verified-classification"),
         data=expand(str(PATHS.dataset("{dataset}")), dataset=DATASETS),
         baselines=expand(str(PATHS.baselines("{dataset}")), dataset=DATASETS),
         certifications=expand(str(PATHS.certification("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
     output:
-        reported(verified_report_files(), "Verified classification"),
+        reported(report_files("verified-classification"), "verified-classification"),
     log:
         log_file("report", "report"),
     threads: 1
