@@ -41,3 +41,11 @@ def test_the_proven_benchmark_needs_a_model_and_refuses_stray_arguments(tmp_path
 def test_the_proven_target_is_judged_on_the_cold_ratio() -> None:
     assert proven.verdict(worst_seconds=1.0, cold_seconds=1.2) == "met"
     assert proven.verdict(worst_seconds=1.0, cold_seconds=1.3) == "not met"  # however short the warm step
+
+
+def test_the_ensemble_bench_shows_a_solver_error_as_an_error_not_a_timeout() -> None:
+    from nnassure.bench.ensemble import _cell
+
+    cell = _cell({"verdict": "error", "seconds": None, "backend": "highs", "note": "GurobiError: boom"})
+    assert cell.startswith("ERR, error") and "TO" not in cell and "boom" in cell
+    assert _cell({"verdict": "timeout", "seconds": 10.0, "backend": "highs"}) == "TO, timeout"

@@ -957,3 +957,32 @@ def test_best_start_qualifies_candidates_and_the_started_solve_stays_exact(backe
     # a start never turns an infeasible problem feasible
     above = paper_problem("relu", 2, 2.0, 0.51)
     assert find_attack(above, backend, TIME_LIMIT, starts=[both]).verdict == "robust"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors are errors: a solver that fails is never reported as a timeout
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", ["timeout", "error"])
+def test_a_solver_that_gives_up_is_a_timeout_and_one_that_fails_an_error(monkeypatch, status):
+    import nnassure.ensemble.attack as attack_module
+    from nnassure.ensemble.milp import Solution
+
+    monkeypatch.setattr(attack_module, "solve", lambda *args, **kwargs: Solution(status, "highs", None, None, 0.1,
+                                                                                   "solver said so"))
+    result = find_attack(paper_problem("relu", 2, 2.0, 1.0), "highs", 5)
+    assert result.verdict == status and result.value is None and not result.optimal
+    assert "solver said so" in result.note
+
+
+@pytest.mark.parametrize(("reason", "verdict"), [("timeout", "timeout"), ("canceled", "timeout"),
+                                                 ("(incomplete (theory arithmetic))", "error")])
+def test_z3_unknown_is_a_timeout_only_when_its_time_limit_stopped_it(monkeypatch, reason, verdict):
+    import z3
+
+    from nnassure.ensemble.smt import solve_smt
+
+    monkeypatch.setattr(z3.Solver, "check", lambda self, *args: z3.unknown)
+    monkeypatch.setattr(z3.Solver, "reason_unknown", lambda self: reason)
+    answer = solve_smt(paper_problem("relu", 2, 2.0, 1.0), 5)
+    assert answer.verdict == verdict and answer.deltas is None and reason in answer.note

@@ -73,6 +73,8 @@ def _cell(record: dict[str, Any] | None) -> str:
         return "not run"
     kind = outcome(record)
     seconds = record.get("seconds")
+    if kind == "error":
+        return "ERR, error: " + str(record.get("note", ""))[:80]
     shown = "TO" if kind == "timeout" or seconds is None else f"{seconds:.2f} s"
     if record.get("backend") != record.get("requested_backend", record.get("backend")):
         shown += " (licence: HiGHS)"

@@ -20,7 +20,7 @@ from nnassure.ensemble.check import best_probabilities, check_attack, loss_count
 from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, complete_assignment, encode
 from nnassure.ensemble.milp import solve
 
-VERDICTS = ("attack", "robust", "boundary", "timeout")
+VERDICTS = ("attack", "robust", "boundary", "timeout", "error")
 
 
 @dataclass
@@ -104,14 +104,15 @@ def find_attack(problem: AttackProblem, backend: str = "highs", time_limit: floa
                              problem.eps, problem.alpha)
         return AttackResult("attack", value, solution.status == "optimal", False, deltas, probabilities,
                             solution.backend, seconds, relus, solution.note)
-    if solution.status in ("timeout", "error"):
-        return AttackResult("timeout", None, False, False, None, None, solution.backend, seconds, relus, solution.note)
+    if solution.status in ("timeout", "error"):  # a solver error is an error, never a timeout
+        return AttackResult(solution.status, None, False, False, None, None, solution.backend, seconds, relus,
+                            solution.note)
     if margin > 0:
         exact = encode(problem, "feasibility", bounds, 0.0)
         solution = solve(exact.model, backend, max(time_limit - seconds, 1.0), threads)
         seconds += solution.seconds
         if solution.status in ("timeout", "error"):
-            return AttackResult("timeout", None, False, False, None, None, solution.backend, seconds, relus,
+            return AttackResult(solution.status, None, False, False, None, None, solution.backend, seconds, relus,
                                 solution.note)
         if solution.feasible:
             return AttackResult("boundary", None, False, False, None, None, solution.backend, seconds, relus,

@@ -122,9 +122,10 @@ def _run_smt(problem: AttackProblem, settings: SolveSettings) -> tuple[dict[str,
         answer = solve_smt(problem, settings.smt_time_limit)
     except solver_errors() as exc:
         return error_record("z3", exc), None, None
-    record: dict[str, Any] = {"verdict": answer.verdict, "value": None, "optimal": answer.verdict != "timeout",
+    record: dict[str, Any] = {"verdict": answer.verdict, "value": None,
+                              "optimal": answer.verdict in ("attack", "robust"),
                               "complete": answer.verdict == "robust" and attacks_suffice(problem), "backend": "z3",
-                              "seconds": answer.seconds, "note": ""}
+                              "seconds": answer.seconds, "note": answer.note}
     if answer.verdict != "attack":
         return record, None, None
     assert answer.deltas is not None and answer.probabilities is not None

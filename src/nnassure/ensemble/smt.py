@@ -19,13 +19,17 @@ import numpy as np
 from nnassure.ensemble.encoding import AttackProblem
 from nnassure.ensemble.layers import MaxPoolLayer
 
+# What Z3's reason_unknown() says when the solver's timeout stopped it.
+TIMEOUT_REASONS = ("timeout", "canceled")
+
 
 @dataclass
 class SmtAnswer:
-    verdict: str  # "attack", "robust" or "timeout"
+    verdict: str  # "attack", "robust", "timeout" or "error"
     deltas: np.ndarray | None
     probabilities: np.ndarray | None
     seconds: float
+    note: str = ""
 
 
 def _real(value: float) -> object:
@@ -87,7 +91,12 @@ def solve_smt(problem: AttackProblem, time_limit: float = 60.0) -> SmtAnswer:
     if outcome == z3.unsat:
         return SmtAnswer("robust", None, None, seconds)
     if outcome != z3.sat:
-        return SmtAnswer("timeout", None, None, seconds)
+        # Z3 answers "unknown" when its time limit stops it, and also when it gives up (resource
+        # limits, incompleteness): only the first is a timeout.
+        reason = solver.reason_unknown()
+        if reason in TIMEOUT_REASONS:
+            return SmtAnswer("timeout", None, None, seconds, f"z3: {reason}")
+        return SmtAnswer("error", None, None, seconds, f"z3 answered unknown: {reason}")
     model = solver.model()
 
     def number(term: object) -> float:
