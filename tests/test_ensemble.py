@@ -806,7 +806,6 @@ def test_the_38_appendix_rows_load_with_the_papers_columns():
         ("mnist_0_1", 3, 2, 4, "7x7", 0.1, 1000.0)
     assert first.digits == (0, 1)
     assert {r.dataset for r in rows} == {"digits", "signs"}
-    assert all(r.paper for r in rows)  # every row carries the paper's reported results
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -986,3 +985,13 @@ def test_z3_unknown_is_a_timeout_only_when_its_time_limit_stopped_it(monkeypatch
     monkeypatch.setattr(z3.Solver, "reason_unknown", lambda self: reason)
     answer = solve_smt(paper_problem("relu", 2, 2.0, 1.0), 5)
     assert answer.verdict == verdict and answer.deltas is None and reason in answer.note
+
+
+def test_a_benchmark_row_with_an_unknown_key_is_refused():
+    from nnassure.ensemble.benchmarks import parse_benchmarks
+    from nnassure.errors import ConfigError
+
+    row = {"id": 1, "name": "mnist_0_1", "classifiers": 3, "attacks": 2, "points": 4, "dim": "7x7", "alpha": 0.1,
+           "eps": 1000, "dataset": "digits", "digits": [0, 1], "paper": {}}
+    with pytest.raises(ConfigError, match="unknown key 'paper'"):
+        parse_benchmarks([row], "rows")

@@ -35,6 +35,7 @@ from nnassure.ensemble.rows import load_row_inputs
 from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
 from nnassure.report.ensemble import outcome, paper_outcome
+from nnassure.report.paper_numbers import paper_table
 
 
 def _problem(cfg: DictConfig, benchmark: Benchmark) -> AttackProblem:
@@ -55,9 +56,11 @@ def _row_result(path: Path) -> dict[str, Any]:
 
 
 def _paper_milp(benchmark: Any) -> tuple[str | None, str | None]:
-    for key in ("table4_smt_vs_milp", "table5_milp_vs_maxmilp"):
-        if key in benchmark.paper:
-            return benchmark.paper[key]["milp_time"], benchmark.paper[key]["milp_val"]
+    """The paper's MILP time and value for the row, as printed (Table 4 has every row)."""
+    for table in ("table4", "table5"):
+        printed = paper_table("ensemble-robustness-milp", table).set_index("id")
+        if benchmark.id in printed.index:
+            return printed.loc[benchmark.id, "milp_time"], printed.loc[benchmark.id, "milp_val"]
     return None, None
 
 
