@@ -38,7 +38,8 @@ paper: install
 smoke: install
 	$(SNAKEMAKE) --config experiment=smoke
 
-test: install
+# CI runs this (.ci/run): lint first, then every test.
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: run
