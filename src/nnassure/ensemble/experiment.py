@@ -202,7 +202,6 @@ def row_document(benchmark: Benchmark, problem: AttackProblem, point_indices: np
                  attacks_file: str) -> dict[str, Any]:
     """The row's machine-readable result (JSON); the attacks and points are in ``attacks_file``."""
     fields = asdict(benchmark)
-    fields.pop("paper")
     return {
         "format": RESULT_FORMAT,
         "benchmark": {**fields, "dim": benchmark.dim, "instance": benchmark.instance},
