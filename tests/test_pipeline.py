@@ -38,7 +38,8 @@ def snakemake(workdir: Path, *args: str, overrides: str = "") -> subprocess.Comp
 
 def planned_jobs(workdir: Path, overrides: str = "", targets: tuple[str, ...] = ()) -> dict[str, int]:
     """The dry run's job counts per rule."""
-    text = snakemake(workdir, "-n", "--quiet", "rules", *targets, overrides=overrides)
+    # "--config" and "--quiet" take lists: targets go after "--".
+    text = snakemake(workdir, "-n", "--quiet", "rules", *(("--", *targets) if targets else ()), overrides=overrides)
     lines = (text.stdout + text.stderr).splitlines()
     return {parts[0]: int(parts[1]) for parts in map(str.split, lines)
             if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all")}
