@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_stages import _run_failing
 
 from nnassure.ensemble.benchmarks import instance_benchmark, selected_benchmarks
 from nnassure.ensemble.data import data_source, load_instance_data, save_instance_data
@@ -23,14 +24,6 @@ def _args(tmp_path: Path, *extra: str) -> list[str]:
     return ["experiment=smoke", f"results_dir={tmp_path}", "tracking=disabled", *extra]
 
 
-def _error(capsys: pytest.CaptureFixture[str], name: str, main: object, args: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run_stage(name, main, args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    errors = [line for line in err if line.startswith(f"nnassure {name}: error:")]
-    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
-    return errors[0]
 
 
 def _smoke_benchmark():
@@ -54,14 +47,14 @@ def test_the_stage_writes_the_instance_data_exactly(tmp_path: Path) -> None:
 
 
 def test_the_stage_needs_an_instance_of_the_experiment(tmp_path: Path, capsys) -> None:
-    assert "ensemble.instance" in _error(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path))
-    message = _error(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path, "ensemble.instance=mnist_0_1-8x8"))
+    assert "ensemble.instance" in _run_failing(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path))
+    message = _run_failing(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path, "ensemble.instance=mnist_0_1-8x8"))
     assert "ensemble.instance=mnist_0_1-8x8" in message
     assert not (tmp_path / "smoke" / "ensemble").exists()
 
 
 def test_a_missing_data_file_stops_ensemble_train_in_one_line(tmp_path: Path, capsys) -> None:
-    message = _error(capsys, "ensemble_train", ensemble_train.main,
+    message = _run_failing(capsys, "ensemble_train", ensemble_train.main,
                      _args(tmp_path, f"ensemble.instance={INSTANCE}", "ensemble.classifier=1"))
     assert f"{INSTANCE}.npz" in message and "not found" in message and "ensemble_data" in message
     assert not ExperimentPaths(tmp_path, "smoke").ensemble_classifier_stem(INSTANCE, 1).with_suffix(
@@ -94,7 +87,7 @@ def test_a_corrupt_data_file_is_refused_in_one_line(tmp_path: Path, damage: str)
 
 def test_data_made_for_other_settings_is_refused(tmp_path: Path, capsys) -> None:
     run_stage("ensemble_data", ensemble_data.main, _args(tmp_path, f"ensemble.instance={INSTANCE}"))
-    message = _error(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
     # The classifiers are looked for first; without them the row stops there.
     assert "not found" in message
     from nnassure.models import MLP, MLPSpec, save_model
@@ -102,7 +95,7 @@ def test_data_made_for_other_settings_is_refused(tmp_path: Path, capsys) -> None
     paths = ExperimentPaths(tmp_path, "smoke")
     for k in (1, 2, 3):
         save_model(MLP(MLPSpec(depth=1, width=4, input_dim=36, outputs=2)), paths.ensemble_classifier_stem(INSTANCE, k))
-    message = _error(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
     assert "other settings" in message and "seed" in message and "ensemble_data" in message
     assert not paths.ensemble_row(25).exists()
 
