@@ -48,7 +48,8 @@ def test_the_stage_writes_the_instance_data_exactly(tmp_path: Path) -> None:
 
 def test_the_stage_needs_an_instance_of_the_experiment(tmp_path: Path, capsys) -> None:
     assert "ensemble.instance" in _run_failing(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path))
-    message = _run_failing(capsys, "ensemble_data", ensemble_data.main, _args(tmp_path, "ensemble.instance=mnist_0_1-8x8"))
+    message = _run_failing(capsys, "ensemble_data", ensemble_data.main,
+                           _args(tmp_path, "ensemble.instance=mnist_0_1-8x8"))
     assert "ensemble.instance=mnist_0_1-8x8" in message
     assert not (tmp_path / "smoke" / "ensemble").exists()
 
@@ -87,7 +88,8 @@ def test_a_corrupt_data_file_is_refused_in_one_line(tmp_path: Path, damage: str)
 
 def test_data_made_for_other_settings_is_refused(tmp_path: Path, capsys) -> None:
     run_stage("ensemble_data", ensemble_data.main, _args(tmp_path, f"ensemble.instance={INSTANCE}"))
-    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main,
+                           _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
     # The classifiers are looked for first; without them the row stops there.
     assert "not found" in message
     from nnassure.models import MLP, MLPSpec, save_model
@@ -95,7 +97,8 @@ def test_data_made_for_other_settings_is_refused(tmp_path: Path, capsys) -> None
     paths = ExperimentPaths(tmp_path, "smoke")
     for k in (1, 2, 3):
         save_model(MLP(MLPSpec(depth=1, width=4, input_dim=36, outputs=2)), paths.ensemble_classifier_stem(INSTANCE, k))
-    message = _run_failing(capsys, "ensemble_row", ensemble_row.main, _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
+    message = _run_failing(capsys, "ensemble_row", ensemble_row.main,
+                           _args(tmp_path, "ensemble.row=25", "ensemble.seed=1"))
     assert "other settings" in message and "seed" in message and "ensemble_data" in message
     assert not paths.ensemble_row(25).exists()
 
