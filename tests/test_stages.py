@@ -270,3 +270,21 @@ def test_report_ensemble_shows_a_solver_error_as_err_not_as_a_timeout(tmp_path: 
     # the paper's SMT timed out on both rows: our SMT error on row 26 is not "the same outcome"
     assert "- row 26, smt: ours error: Z3Exception: canceled, the paper timeout" in text
     assert "- row 25, milp: ours error: GurobiError: out of memory, the paper robust" in text
+
+
+def test_certify_writes_what_each_column_means_into_the_parquet_schema(tmp_path: Path,
+                                                                        good_frame: pd.DataFrame) -> None:
+    import pyarrow.parquet as pq
+
+    _write_dataset(tmp_path, good_frame)
+    paths = ExperimentPaths(tmp_path, "smoke")
+    save_model(MLP(MLPSpec(depth=1, width=4)), paths.model_stem("a", 1.0))
+    run_stage("certify", certify.main, _args(tmp_path, "dataset=a", "train.cost_fn=1", "certify.radius_steps=2"))
+    path = paths.certification("a", 1.0)
+    schema = pq.read_schema(path)
+    read_back = {name: (schema.field(name).metadata or {}).get(b"description", b"").decode()
+                 for name in schema.names}
+    assert read_back == certify.COLUMN_DESCRIPTIONS  # every column described, nothing else
+    assert "lower bound of its true robust radius" in read_back["certified_radius"]
+    assert "robust at this eps, whatever certified_radius says" in read_back["verified"]
+    assert list(pd.read_parquet(path).columns) == list(certify.COLUMN_DESCRIPTIONS)

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: str | Path, descriptions: Mapping[str, str] | None = None) -> None:
+    """Write ``frame`` without its index; ``descriptions`` (column -> sentence) go into the schema.
+
+    Each description is stored as the field metadata ``b"description"`` of its column, so that
+    whoever opens the file (``pyarrow.parquet.read_schema(path).field(name).metadata``) reads what
+    the column means beside the data. Every key must be a column of ``frame``: a description of a
+    column that is not there is a stale schema, refused rather than dropped.
+    """
+    if not descriptions:
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    unknown = sorted(set(descriptions) - {str(c) for c in frame.columns})
+    if unknown:
+        raise ValueError(f"descriptions of columns not in the frame: {', '.join(unknown)}")
+    # from_pandas(preserve_index=False) is what to_parquet(index=False) does; the pandas metadata
+    # (dtypes) stays in the schema's own metadata, so read_parquet gives the same frame back.
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [field.with_metadata({**(field.metadata or {}), b"description": descriptions[field.name].encode()})
+              if field.name in descriptions else field for field in table.schema]
+    table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
 def write_text(text: str, path: str | Path) -> None:

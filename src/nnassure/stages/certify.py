@@ -12,6 +12,34 @@ from nnassure.paths import ExperimentPaths, format_cost
 from nnassure.stages._common import run_stage
 from nnassure.tracking import tracked_run
 
+# What each column of certify/<d>_c<cost>.parquet means, written into the file's schema (field
+# metadata b"description") so that the file says it itself. The two verdicts are the point: both
+# are sound, and they can disagree because CROWN's bounds are not monotone in eps (Sec. 3.2).
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "sample_id": "Index of the sample in the data set (the data stage's sample_id).",
+    "split": "train or val, the data stage's split; verified accuracy (Eqs. 3-4) counts both.",
+    "x1": "First input coordinate of the sample, the centre of the eps-ball.",
+    "x2": "Second input coordinate of the sample, the centre of the eps-ball.",
+    "label": "True class, 0 or 1.",
+    "prediction": "Class the network predicts at the centre: 1 iff the logit is >= 0.",
+    "norm": "Norm of the ball of this row: linf or l2.",
+    "eps": "Radius of the ball that this row's bounds and verdict are for (one of certify.eps).",
+    "method": "Bound method of this row's lower and upper (ibp, crown or alpha-crown).",
+    "lower": "Lower bound of the logit over the eps-ball, computed by method (float32).",
+    "upper": "Upper bound of the logit over the eps-ball, computed by method (float32).",
+    "verified": (
+        "Per-eps verdict: True iff this row's bounds prove that every input of the eps-ball gets the label "
+        "(the bound clears 0 by 1e-5 on the label's side). True means the sample is robust at this eps, "
+        "whatever certified_radius says; False means not proven, not that a counterexample exists. Tables 3-5 "
+        "and Figs. 2-3 count this column."),
+    "certified_radius": (
+        "Largest eps at which the bisection on [0, certify.radius_max] (certify.radius_steps steps, "
+        "certify.method's bounds) proved the sample: a lower bound of its true robust radius, not the radius "
+        "itself. Bounds are not monotone in eps, so the sample may be verified at an eps above this value, and "
+        "is then robust up to that eps too. 0 when no step proved anything (always for a misclassified sample); "
+        "NaN on rows of other methods; the same on every eps row of one sample and norm."),
+}
+
 
 def main(cfg: DictConfig) -> None:
     paths = ExperimentPaths.from_config(cfg)
@@ -26,7 +54,7 @@ def main(cfg: DictConfig) -> None:
             alpha_batch_size=c.alpha_batch_size, alpha_iterations=c.alpha_iterations,
             radius_max=c.radius_max, radius_steps=c.radius_steps,
         )
-        write_parquet(result.samples, paths.certification(name, cost))
+        write_parquet(result.samples, paths.certification(name, cost), COLUMN_DESCRIPTIONS)
         write_csv(result.summary, paths.certification_summary(name, cost), float_format="%.6f")
         tracker.log_table("verified_accuracy", result.summary)
         for row in result.summary.itertuples():
