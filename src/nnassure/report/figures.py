@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Circle, Rectangle
 
 from nnassure.paths import format_cost
+from nnassure.report.tables import verdicts_at
 
 CLASS_COLOURS = {0: "tab:green", 1: "tab:red"}
 
@@ -36,11 +36,15 @@ def datasets_figure(frames: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def verified_regions_figure(samples: pd.DataFrame, eps: float, method: str, title: str) -> plt.Figure:
-    """Fig. 2: boxes (Linf) and circles (L2) of radius eps around the verified samples."""
+    """Fig. 2 (Sec. 3.2): boxes (Linf) and circles (L2) of radius eps around the verified samples.
+
+    Verified means the per-eps verdict at ``eps`` that Tables 3-5 count (:func:`verdicts_at`), so a
+    sample verified at eps is drawn verified even when its bisection radius is smaller.
+    """
     norms = [n for n in ("linf", "l2") if n in set(samples["norm"])]
     fig, axes = plt.subplots(1, len(norms), figsize=(5.2 * len(norms), 5.2), squeeze=False)
     for ax, norm in zip(axes[0], norms, strict=True):
-        part = samples[(samples["norm"] == norm) & (samples["method"] == method) & np.isclose(samples["eps"], eps)]
+        part = verdicts_at(samples, method, norm, eps)
         verified = part[part["verified"]]
         for label, colour in CLASS_COLOURS.items():
             cls = verified[verified["label"] == label]
@@ -65,13 +69,14 @@ def verified_regions_figure(samples: pd.DataFrame, eps: float, method: str, titl
 def cost_predictions_figure(
     certifications: dict[float, pd.DataFrame], eps: float, method: str, norm: str, title: str
 ) -> plt.Figure:
-    """Fig. 3: validation predictions for each cost c10; safety-critical errors as red crosses."""
+    """Fig. 3 (Sec. 4.3): validation predictions for each cost c10, verified or not by the per-eps
+    verdict at ``eps`` (as in Tables 3-5); safety-critical errors as red crosses."""
     costs = sorted(certifications)
     fig, axes = plt.subplots(1, len(costs), figsize=(4.4 * len(costs), 4.6), squeeze=False)
     for ax, cost in zip(axes[0], costs, strict=True):
         samples = certifications[cost]
-        part = samples[(samples["split"] == "val") & (samples["norm"] == norm) & (samples["method"] == method)
-                       & np.isclose(samples["eps"], eps)]
+        part = verdicts_at(samples, method, norm, eps)
+        part = part[part["split"] == "val"]
         for label, colour in CLASS_COLOURS.items():
             predicted = part[part["prediction"] == label]
             ok = predicted[predicted["verified"]]
