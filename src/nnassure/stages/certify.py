@@ -25,13 +25,13 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "norm": "Norm of the ball of this row: linf or l2.",
     "eps": "Radius of the ball that this row's bounds and verdict are for (one of certify.eps).",
     "method": "Bound method of this row's lower and upper (ibp, crown or alpha-crown).",
-    "lower": "Lower bound of the logit over the eps-ball, computed by method (float32).",
-    "upper": "Upper bound of the logit over the eps-ball, computed by method (float32).",
+    "lower": "Lower bound of the logit over the eps-ball, computed by method.",
+    "upper": "Upper bound of the logit over the eps-ball, computed by method.",
     "verified": (
         "Per-eps verdict: True iff this row's bounds prove that every input of the eps-ball gets the label "
-        "(the bound clears 0 by 1e-5 on the label's side). True means the sample is robust at this eps, "
-        "whatever certified_radius says; False means not proven, not that a counterexample exists. Tables 3-5 "
-        "and Figs. 2-3 count this column."),
+        "(the bound on the label's side of 0, rounding accounted for as nnassure.certify.verify says). True "
+        "means the sample is robust at this eps, whatever certified_radius says; False means not proven, not "
+        "that a counterexample exists. Tables 3-5 and Figs. 2-3 count this column."),
     "certified_radius": (
         "Largest eps at which the bisection on [0, certify.radius_max] (certify.radius_steps steps, "
         "certify.method's bounds) proved the sample: a lower bound of its true robust radius, not the radius "
