@@ -26,7 +26,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from nnassure.certify.bounds import BoundEngine
-from nnassure.certify.verify import BOUND_TOLERANCE
 from nnassure.models import MLP, MLPSpec
 from nnassure.proven import (
     BisectionSettings,
@@ -92,8 +91,11 @@ def test_hoeffding_risk_hand_values():
     assert hoeffding_risk(1.5, 2.0, 0.5, level=0.5) == pytest.approx(math.exp(-1.0), rel=1e-12)
     # ... and not mu^2: 2.25 / 1 -> exp(-2.25) would be wrong.
     assert hoeffding_risk(1.5, 2.0, 0.5, level=0.5) != pytest.approx(math.exp(-2.25))
-    # The default level is the float32 slack BOUND_TOLERANCE: a margin below it is not certified.
-    assert hoeffding_risk(0.5 * BOUND_TOLERANCE, 1e-12, 1e-3) == 1.0
+    # The default level is 0 (exact linear bounds); callers pass the rounding slack as an array,
+    # one per row and target: a margin at or below its slack is not certified.
+    assert hoeffding_risk(1e-12, 1e-12, 1e-3) < 1.0
+    risk = hoeffding_risk(np.array([1e-12, 3e-12]), 1e-12, 1e-3, level=np.array([2e-12, 1e-12]))
+    np.testing.assert_array_equal(risk < 1.0, [False, True])
     # Broadcasting, one eps per row.
     risk = hoeffding_risk(np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([[2.0, 8.0], [2.0, 2.0]]),
                           np.array([[0.5], [1.0]]), level=0.0)
@@ -280,7 +282,7 @@ def test_risk_is_monotone_in_eps_and_sigma():
 
 def test_margin_specification():
     C = margin_specification(np.array([0, 3, 2]), 4)
-    assert C.shape == (3, 3, 4) and C.dtype == torch.float32
+    assert C.shape == (3, 3, 4) and C.dtype == torch.float64
     eye = np.eye(4)
     for row, (c, targets) in enumerate([(0, [1, 2, 3]), (3, [0, 1, 2]), (2, [0, 1, 3])]):
         np.testing.assert_array_equal(C[row].numpy(), eye[c] - eye[targets])
@@ -681,12 +683,15 @@ def test_evaluator_matches_certified_risk(digits_cases, key, kind, correlated):
     x = case.x[samples]
     C = margin_specification(case.labels[samples], 10)
     lA, lbias, _ = case.engine.linear_lower_bounds(torch.tensor(x), torch.tensor(eps), C)
+    # The evaluator tests at level a = the engine's rounding slack (Theorem 3.1).
+    level = case.engine.rounding_slack(x, eps, C).numpy()
+    assert level.shape == (len(x), 9) and (level > 0).all() and (level < 1e-8).all()
     lA = lA.double().numpy()
     mu = np.einsum("rti,ri->rt", lA, x.astype(np.float64)) + lbias.double().numpy()
     std = noise_std(eps, 64, SETTINGS.sigma_ratio) if kind.startswith("gaussian") else None
-    expected = certified_risk(kind, mu, lA, eps, std, case.correlation if correlated else None)
+    expected = certified_risk(kind, mu, lA, eps, std, case.correlation if correlated else None, level)
     if correlated:  # the correlation matters at these radii, so the comparison can tell
-        diagonal = certified_risk(kind, mu, lA, eps, std, None)
+        diagonal = certified_risk(kind, mu, lA, eps, std, None, level)
         assert np.abs(diagonal - expected).max() > 1e-3
     np.testing.assert_allclose(risk, expected, atol=1e-6)
 

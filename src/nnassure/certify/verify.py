@@ -2,9 +2,13 @@
 
 A sample is verified at radius eps when every input of its eps-ball gets its true label: the
 logit's lower bound is on class 1's side (a >= 0) for label 1, the upper bound on class 0's
-side (a < 0) for label 0. Bounds are computed in float32, so a bound must clear zero by
-``BOUND_TOLERANCE`` to count; this keeps rounding in the bound computation from turning a
-near-zero margin into a false "verified".
+side (a < 0) for label 0.
+
+The bounds come from a float64 :class:`BoundEngine`, already widened by its a-priori bound on
+float64 rounding (:func:`nnassure.certify.bounds.rounding_slack`): they hold for the float64
+network the model file defines, so they are compared with 0 exactly, and a tie at 0 is class 1.
+(The former float32 bounds cleared 0 by a fixed 1e-5, which float32 rounding could exceed.)
+Bounds and certified radii are float64.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from tqdm import tqdm
 
 from nnassure.certify.bounds import BoundEngine
 
-BOUND_TOLERANCE = 1e-5
 INPUT_DOMAIN = (0.0, 1.0)
 
 
 def is_verified(lower: np.ndarray, upper: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """True where the whole ball is classified as the label (class 1 iff logit >= 0)."""
+    """True where the whole ball is classified as the label (class 1 iff logit >= 0).
+
+    ``lower``/``upper`` must be sound bounds of the logit (a float64 engine's, which include the
+    rounding slack): no tolerance is applied here.
+    """
     lower, upper, labels = np.asarray(lower), np.asarray(upper), np.asarray(labels)
-    return np.where(labels == 1, lower >= BOUND_TOLERANCE, upper < -BOUND_TOLERANCE)
+    return np.where(labels == 1, lower >= 0.0, upper < 0.0)
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -43,10 +50,12 @@ def batched_bounds(
     batch_size: int,
     domain: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logit bounds of every sample, ``batch_size`` samples per auto_LiRPA call."""
-    lower = np.empty(len(x), np.float32)
-    upper = np.empty(len(x), np.float32)
-    eps_all = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
+    """Logit bounds of every sample, ``batch_size`` samples per auto_LiRPA call (float64, sound for
+    the float64 network with a float64 engine)."""
+    lower = np.empty(len(x), np.float64)
+    upper = np.empty(len(x), np.float64)
+    # float64 radii: a float32 one would be a different (slightly larger or smaller) ball.
+    eps_all = np.broadcast_to(np.asarray(eps, np.float64), (len(x),))
     for part in _batches(len(x), batch_size):
         lo, up = engine.bounds(x[part], eps_all[part], norm, method, domain)
         lower[part], upper[part] = lo[:, 0].numpy(), up[:, 0].numpy()
@@ -69,11 +78,12 @@ def certified_radius(
     All samples are bisected together, each at its own radius. The returned radius is always
     one at which the sample *was* verified (0 for a misclassified sample), so it is a sound
     certificate whatever the monotonicity of the relaxation; it is within
-    radius_max / 2**steps of the bisection's boundary.
+    radius_max / 2**steps of the bisection's boundary. Radii are float64, the radius the bounds
+    were computed at (a float32 copy could round above it).
     """
     labels = np.asarray(labels)
-    low = np.zeros(len(x), np.float32)
-    high = np.full(len(x), radius_max, np.float32)
+    low = np.zeros(len(x), np.float64)
+    high = np.full(len(x), radius_max, np.float64)
     lower, upper = batched_bounds(engine, x, high, norm, method, batch_size, domain)
     done = is_verified(lower, upper, labels)
     low[done] = radius_max
@@ -84,11 +94,12 @@ def certified_radius(
         low = np.where(ok, mid, low)
         high = np.where(ok | done, high, mid)
     # A radius of 0 means "correctly classified at the centre" or less; misclassified samples
-    # are not certified at any radius.
+    # are not certified at any radius. The centre's class is the engine's network's (float64 for
+    # a float64 engine), the network the certificate speaks of.
     with torch.no_grad():
-        logits = engine.network(torch.tensor(x, dtype=torch.float32))[:, 0].numpy()
+        logits = engine.network(torch.as_tensor(np.asarray(x, np.float64)).to(engine.dtype))[:, 0].numpy()
     correct = (logits >= 0).astype(np.int64) == labels
-    return np.where(correct, low, 0.0).astype(np.float32)
+    return np.where(correct, low, 0.0)
 
 
 @dataclass
@@ -117,13 +128,15 @@ def certify_dataset(
     """Verify every sample of ``frame`` (the full data, Sec. 3.2) for each norm, eps and method.
 
     The largest certified radius is computed for ``radius_method`` and stored on its rows
-    (NaN on the rows of the other methods).
+    (NaN on the rows of the other methods). Bounds are computed in float64 and are sound for the
+    float64 network (stored float32 weights cast exactly); ``lower``, ``upper`` and
+    ``certified_radius`` are float64, and ``prediction`` is that network's class at the sample.
     """
     x = frame[["x1", "x2"]].to_numpy(np.float32)
     labels = frame["label"].to_numpy(np.int64)
     engine = BoundEngine(network, x.shape[1], alpha_iterations=alpha_iterations)
     with torch.no_grad():
-        logits = network(torch.tensor(x))[:, 0].numpy()
+        logits = engine.network(torch.as_tensor(x.astype(np.float64)))[:, 0].numpy()
     predictions = (logits >= 0).astype(np.int64)
     domain = INPUT_DOMAIN if clip_to_domain else None
 
@@ -142,7 +155,7 @@ def certify_dataset(
         size = alpha_batch_size if method == "alpha-crown" else batch_size
         lower, upper = batched_bounds(engine, x, eps, norm, method, size, domain)
         verified = is_verified(lower, upper, labels)
-        radius = radii[norm] if method == radius_method else np.full(len(x), np.nan, np.float32)
+        radius = radii[norm] if method == radius_method else np.full(len(x), np.nan, np.float64)
         rows.append(
             pd.DataFrame(
                 {

@@ -10,6 +10,12 @@ span several orders of magnitude (1e-3 on an image model, 1e-1 on a small digits
 relative resolution is what the improvement percentages need. The radius reported is the last
 one *certified during the search*, so it is certified whether or not the certificate is
 monotone in eps.
+
+Floating point: the linear bounds are CROWN's in float64, for the float64 network (the stored
+float32 weights cast exactly), at the float64 eps that is reported. They hold up to the engine's
+a-priori rounding bound (:meth:`~nnassure.certify.bounds.BoundEngine.rounding_slack`), so every
+test is made at Theorem 3.1's level a = that slack (per row and target) plus
+``BisectionSettings.level`` (0 by default); see :mod:`nnassure.proven.certificates`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import torch
 from tqdm import tqdm
 
 from nnassure.certify.bounds import BoundEngine
-from nnassure.certify.verify import BOUND_TOLERANCE
 from nnassure.proven.certificates import CERTIFICATES, certified_risk
 from nnassure.proven.noise import noise_std
 
@@ -41,7 +46,8 @@ class BisectionSettings:
     guess_factor: float = 2.0  # PROVEN's first upper end: guess_factor x the worst-case eps
     batch_size: int = 256
     sigma_ratio: float = 3.0
-    level: float = BOUND_TOLERANCE
+    # Extra test level on top of the rounding slack (Theorem 3.1 holds for any a >= the slack).
+    level: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,15 +80,16 @@ def margin_specification(labels: np.ndarray, outputs: int) -> torch.Tensor:
     """
     labels = np.asarray(labels, np.int64)
     if outputs == 1:
-        return torch.tensor(np.where(labels == 1, 1.0, -1.0), dtype=torch.float32).reshape(-1, 1, 1)
-    eye = np.eye(outputs, dtype=np.float32)
+        return torch.tensor(np.where(labels == 1, 1.0, -1.0), dtype=torch.float64).reshape(-1, 1, 1)
+    eye = np.eye(outputs, dtype=np.float64)
     others = np.array([[t for t in range(outputs) if t != c] for c in labels], dtype=np.int64)
     return torch.tensor(eye[labels][:, None, :] - eye[others])
 
 
 @dataclass
 class RiskEvaluator:
-    """Certified risk of rows (sample, criterion) at per-row eps, from batched CROWN bounds."""
+    """Certified risk of rows (sample, criterion) at per-row eps, from batched float64 CROWN bounds,
+    each test at level a = rounding slack + ``settings.level`` (Theorem 3.1)."""
 
     engine: BoundEngine
     x: np.ndarray
@@ -98,10 +105,15 @@ class RiskEvaluator:
         for start in range(0, len(samples), self.settings.batch_size):
             part = slice(start, start + self.settings.batch_size)
             idx = samples[part]
-            x = torch.tensor(self.x[idx], dtype=torch.float32)
+            # float32 points cast exactly: the ball's centre is the data point.
+            x = torch.as_tensor(self.x[idx].astype(np.float64))
+            eps_part = torch.as_tensor(np.array(eps[part], np.float64))
             C = margin_specification(self.labels[idx], self.outputs)
-            lA, lbias, _ = self.engine.linear_lower_bounds(x, torch.tensor(eps[part]), C)
+            lA, lbias, _ = self.engine.linear_lower_bounds(x, eps_part, C)
             self.calls += 1
+            # g_t(x') >= lA x' + lbias - slack on the ball, the slack also covering the float64
+            # evaluation of mu below, so P[g > 0] >= P[g^L > slack] (Theorem 3.1 at a = slack).
+            level = self.engine.rounding_slack(x, eps_part, C).double().numpy() + self.settings.level
             lA64 = lA.double().numpy()
             mu = np.einsum("rti,ri->rt", lA64, self.x[idx].astype(np.float64)) + lbias.double().numpy()
             part_risk = np.empty(len(idx))
@@ -115,7 +127,7 @@ class RiskEvaluator:
                         raise ValueError("correlated Gaussian certificates need the evaluator's correlation matrix")
                     correlation = self.correlation
                 part_risk[rows] = certified_risk(_certificate_kind(certificate), mu[rows], lA64[rows], eps[part][rows],
-                                                 std, correlation, self.settings.level)
+                                                 std, correlation, level[rows])
             risk[part] = part_risk
         return risk
 

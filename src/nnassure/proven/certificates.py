@@ -8,17 +8,20 @@ stays distinct from 1e-300 (Hoeffding), which float64 ``1 - gamma`` would not ke
 
 Written by hand because no library implements PROVEN; scipy supplies the normal tail.
 
-Float32 slack: auto_LiRPA computes A and d in float32, so every test is made at level
-``a = BOUND_TOLERANCE`` rather than 0 (Theorem 3.1 holds for any a; P[g > 0] >= P[g^L > a]
-as long as the rounding of g^L stays below a), the same tolerance as worst-case verification.
+Rounding: A and d come from float64 CROWN, and g_t(x) >= A_t x + d_t - s_t on the ball, where
+s_t is the engine's a-priori bound on float64 rounding
+(:meth:`nnassure.certify.bounds.BoundEngine.rounding_slack`, derived in
+:mod:`nnassure.certify.bounds`; it also covers computing mu = A x0 + d in float64). So every test
+is made at Theorem 3.1's level ``a = s`` rather than 0: P[g > 0] >= P[g^L > s], and the worst
+case needs mu - eps ||A||_1 > s, the same slack as verification (Sec. 3.2). ``level`` is that
+a, a scalar or an array broadcasting with ``mu`` (one per row and target); the default 0 is the
+exact-arithmetic statement, for linear bounds known exactly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtr
-
-from nnassure.certify.verify import BOUND_TOLERANCE
 
 # Smallest risk reported for a margin the worst case does not prove positive. Hoeffding's tail
 # can underflow to 0 in float64 (exp(-z) for z > 745) although it is positive; keeping it above 0
@@ -34,14 +37,14 @@ def worst_case_lower(mu: np.ndarray, a_l1: np.ndarray, eps: np.ndarray) -> np.nd
     return mu - eps * a_l1
 
 
-def hoeffding_risk(mu: np.ndarray, a_l2_sq: np.ndarray, eps: np.ndarray, level: float = BOUND_TOLERANCE) -> np.ndarray:
+def hoeffding_risk(mu: np.ndarray, a_l2_sq: np.ndarray, eps: np.ndarray, level: float | np.ndarray = 0.0) -> np.ndarray:
     """Corollary 3.2: P[g^L(X) <= a] <= exp(-(mu - a)^2 / (2 eps^2 ||A||_2^2)) when mu > a, else 1.
 
     X has independent coordinates, each symmetric about x0_i and within [x0_i - eps, x0_i + eps].
     Arrays broadcast; ``eps`` per row.
     """
-    mu, a_l2_sq, eps = np.broadcast_arrays(np.asarray(mu, np.float64), np.asarray(a_l2_sq, np.float64),
-                                           np.asarray(eps, np.float64))
+    mu, a_l2_sq, eps, level = np.broadcast_arrays(np.asarray(mu, np.float64), np.asarray(a_l2_sq, np.float64),
+                                                  np.asarray(eps, np.float64), np.asarray(level, np.float64))
     gap = mu - level
     with np.errstate(divide="ignore", invalid="ignore"):
         exponent = gap**2 / (2.0 * eps**2 * a_l2_sq)
@@ -49,7 +52,7 @@ def hoeffding_risk(mu: np.ndarray, a_l2_sq: np.ndarray, eps: np.ndarray, level: 
     return np.where(gap > 0, risk, 1.0)
 
 
-def gaussian_risk(mu: np.ndarray, sigma_sq: np.ndarray, level: float = BOUND_TOLERANCE) -> np.ndarray:
+def gaussian_risk(mu: np.ndarray, sigma_sq: np.ndarray, level: float | np.ndarray = 0.0) -> np.ndarray:
     """Corollary 3.3: for X ~ N(x0, Sigma), g^L(X) ~ N(mu, A Sigma A^T), so
     P[g^L(X) <= a] = Phi((a - mu) / sigma_L). Exact for the linear function; see
     :func:`mass_outside_box` for why it is only an approximation of P[g(X) <= a]."""
@@ -95,7 +98,7 @@ def certified_risk(
     eps: np.ndarray,
     noise_std: np.ndarray | None = None,
     noise_correlation: np.ndarray | None = None,
-    level: float = BOUND_TOLERANCE,
+    level: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """Certified bound on the probability that the top-1 label changes, one value per row
     (the certified probability of Sec. 3 is one minus it).
