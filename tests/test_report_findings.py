@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_report_proven import results_frame
 
 from nnassure.report import compare, proven
 from nnassure.report.findings import Finding, findings_frame, findings_markdown, sanity
@@ -153,50 +154,61 @@ def test_dataset_compare_puts_the_paper_beside_ours():
 # PROVEN
 # ---------------------------------------------------------------------------------------------
 
-def table2_display(gains: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame({"worst-case (100%)": [0.02] * len(gains), "PROVEN 99.99%": [0.03] * len(gains),
-                         "improvement (%)": list(gains.values())}, index=list(gains))
+def table2_long(gains: dict[str, float]) -> pd.DataFrame:
+    """Table 2's long frame for rows "<dataset> <depth>x[<width>]", one sample each, worst case 0.02."""
+    frames = []
+    for name, gain in gains.items():
+        dataset, arch = name.split(" ")
+        model = f"{dataset}_relu_{arch.replace('[', '').replace(']', '')}"
+        frames.append(results_frame(model, [0.02], {0.9999: [0.02 * (1 + gain / 100)]}))
+    results = pd.concat(frames) if frames else results_frame("digits_relu_2x20", [0.02], {}).iloc[:0]
+    return proven.table2(results, "relu", "crown", [0.9999], 1)[0]
 
 
 def test_proven_beats_the_worst_case():
-    found = proven.table2_findings("pv_table2a", table2_display({"digits 2x[20]": 30.0, "digits 3x[20]": 10.0}),
-                                   None)
+    found = proven.table2_findings("pv_table2a", table2_long({"digits 2x[20]": 30.0, "digits 3x[20]": 10.0}), None)
     assert by_claim(found, "PROVEN at the highest gamma").holds is True
     assert by_claim(found, "The gain shrinks with depth").holds is True
-    found = proven.table2_findings("pv_table2a", table2_display({"digits 2x[20]": 0.0, "digits 3x[20]": 10.0}),
-                                   None)
+    found = proven.table2_findings("pv_table2a", table2_long({"digits 2x[20]": 0.0, "digits 3x[20]": 10.0}), None)
     assert by_claim(found, "PROVEN at the highest gamma").holds is False
     assert by_claim(found, "The gain shrinks with depth").holds is False
-    empty = proven.table2_findings("pv_table2d", table2_display({}), None)
+    empty = proven.table2_findings("pv_table2d", table2_long({}), None)
     assert [f.holds for f in empty] == [None]
-    single = proven.table2_findings("pv_table2a", table2_display({"digits 2x[20]": 5.0}), None)
+    single = proven.table2_findings("pv_table2a", table2_long({"digits 2x[20]": 5.0}), None)
     assert by_claim(single, "The gain shrinks with depth").holds is None
 
 
 def test_adaptive_bounds_gain_more():
-    fixed = table2_display({"digits 2x[20]": 30.0, "digits 3x[20]": 10.0})
-    adaptive = table2_display({"digits 2x[20]": 40.0, "digits 3x[20]": 20.0})
+    fixed = table2_long({"digits 2x[20]": 30.0, "digits 3x[20]": 10.0})
+    adaptive = table2_long({"digits 2x[20]": 40.0, "digits 3x[20]": 20.0})
     claim = "The gain is larger with adaptive ReLU bounds"
     assert by_claim(proven.table2_findings("pv_table2b", adaptive, fixed), claim).holds is True
     assert by_claim(proven.table2_findings("pv_table2b", fixed, adaptive), claim).holds is False
-    other = table2_display({"signs 2x[20]": 10.0})
+    other = table2_long({"signs 2x[20]": 10.0})
     assert by_claim(proven.table2_findings("pv_table2b", adaptive, other), claim).holds is None
     text = proven.table2_compare("pv_table2b", adaptive, fixed)
     assert "| digits 2x[20] |" in text and "| MNIST 2x[20] | 0.02746 | 0.04912 | 78.9% |" in text
+
+
+def table3_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's long frame from improvements per row and column (NaN: no such model)."""
+    records = [{"row": name, "column": column, **proven.Gain(1, 1, 1, 1, 0.03, 0.02, float(value)).record()}
+               for name, row in wide.iterrows() for column, value in row.items() if np.isfinite(value)]
+    return pd.DataFrame(records)
 
 
 def test_table3_findings():
     good = pd.DataFrame({"Relu": [20.0, 5.0], "Relu-ada": [70.0, 40.0], "tanh": [30.0, 20.0],
                          "sigmoid": [10.0, 25.0], "arctan": [np.nan, 15.0]},
                         index=["digits 2x[1024]", "digits 3x[1024]"])
-    found = proven.table3_findings(good)
+    found = proven.table3_findings(table3_long(good))
     assert by_claim(found, "Adaptive ReLU bounds").holds is True
     assert by_claim(found, "Non-ReLU activations").holds is True  # 4 of 5 pairs
     bad = good.assign(**{"Relu-ada": [10.0, 40.0], "tanh": [1.0, 1.0], "sigmoid": [1.0, 1.0]})
-    found = proven.table3_findings(bad)
+    found = proven.table3_findings(table3_long(bad))
     assert by_claim(found, "Adaptive ReLU bounds").holds is False
     assert by_claim(found, "Non-ReLU activations").holds is False
-    text = proven.table3_compare(good)
+    text = proven.table3_compare(table3_long(good))
     assert "| MNIST 3x[1024] |" in text and "47.1" in text  # the paper's Table 3, from the package data
 
 
@@ -204,9 +216,9 @@ def table4_long(means: list[float], stds: list[float], improvement_stds: list[fl
     rows = []
     for samples, mean, std, istd in zip((10, 50, 100), means, stds, improvement_stds, strict=True):
         rows.append({"model": "digits_relu_3x1024", "samples": samples, "statistic": "mean", "worst_case_eps": 0.02,
-                     "proven_eps": mean, "improvement_pct": 40.0, "pool": pool})
+                     "proven_eps": mean, "improvement_pct": 40.0, "certified_fraction": 1.0, "pool": pool})
         rows.append({"model": "digits_relu_3x1024", "samples": samples, "statistic": "std", "worst_case_eps": 0.001,
-                     "proven_eps": std, "improvement_pct": istd, "pool": pool})
+                     "proven_eps": std, "improvement_pct": istd, "certified_fraction": 0.0, "pool": pool})
     return pd.DataFrame(rows)
 
 
@@ -220,17 +232,19 @@ def test_table4_findings():
     falls = by_claim(found, "digits_relu_3x1024: the std of the improvement")
     assert falls.holds is False and "pool of only 150" in falls.evidence
     text = proven.table4_compare(table4_long([0.037] * 3, [0.0022, 0.001, 0.0007], [1.1, 0.6, 0.4]))
-    assert "| digits_relu_3x1024 | 10 | 40.00% | 1.10% | (a) MNIST 3x[1024] | 44.75% | 1.12% |" in text
+    assert "| digits_relu_3x1024 | 10 | 40.00% | 1.10% | 100% | (a) MNIST 3x[1024] | 44.75% | 1.12% |" in text
 
 
 def fig1_curves(gauss: float, bounded: list[float]) -> pd.DataFrame:
+    """Fig. 1's frame: improvements of the bounded and Gaussian (paper) curves on one sample (NaN
+    gauss: no Gaussian sample), the rigorous curve certifying nothing."""
     rows = []
     for gamma, b in zip((0.9999, 0.75, 0.5), bounded, strict=True):
-        rows.append({"model": "m", "curve": "bounded (i)", "gamma": gamma, "improvement_pct": b, "mean_eps": 0.1})
-        rows.append({"model": "m", "curve": "Gaussian independent (paper)", "gamma": gamma,
-                     "improvement_pct": gauss, "mean_eps": 0.1})
-        rows.append({"model": "m", "curve": "Gaussian independent (rigorous)", "gamma": gamma,
-                     "improvement_pct": np.nan, "mean_eps": 0.0})
+        for curve, gain in (("bounded (i)", proven.Gain(1, 1, 1, 1, 0.1, 0.05, b)),
+                            ("Gaussian independent (paper)", proven.Gain(1, 1, 1, 1, 0.1, 0.05, gauss)
+                             if np.isfinite(gauss) else proven.Gain(0, 0, 0, 0, np.nan, np.nan, np.nan)),
+                            ("Gaussian independent (rigorous)", proven.Gain(1, 0, 1, 0, np.nan, 0.05, np.nan))):
+            rows.append({"model": "m", "curve": curve, "gamma": gamma, **gain.record()})
     return pd.DataFrame(rows)
 
 
@@ -268,5 +282,5 @@ def test_pv_table5_constants_are_computed():
 
 def test_the_overhead_claim_is_not_observable_without_run_times():
     display = pd.DataFrame({"Relu": [20.0], "Relu-ada": [70.0]}, index=["digits 2x[1024]"])
-    overhead = by_claim(proven.table3_findings(display), "PROVEN's overhead")
+    overhead = by_claim(proven.table3_findings(table3_long(display)), "PROVEN's overhead")
     assert overhead.holds is None and overhead.verdict == "not observable"

@@ -288,3 +288,40 @@ def test_certify_writes_what_each_column_means_into_the_parquet_schema(tmp_path:
     assert "lower bound of its true robust radius" in read_back["certified_radius"]
     assert "robust at this eps, whatever certified_radius says" in read_back["verified"]
     assert list(pd.read_parquet(path).columns) == list(certify.COLUMN_DESCRIPTIONS)
+
+
+def test_report_proven_shows_not_certified_rows_as_such(tmp_path: Path) -> None:
+    """The rigorous Gaussian certificate certifies no sample at 99.99 % (the 3-sigma rule leaves
+    about 16 % of the mass outside the ball) and Hoeffding's only some: the tables say so."""
+    from test_report_proven import results_frame
+
+    from nnassure.stages import report_proven
+
+    worst = [0.02 + 0.002 * i for i in range(8)]
+    gammas = [0.9999, 0.75, 0.5, 0.25, 0.05]
+    bounded = {g: [0.0 if (g == 0.9999 and i == 0) else w * (1.5 - g / 4) for i, w in enumerate(worst)]
+               for g in gammas}
+    gaussian = {(certificate, noise): {g: [0.0 if certificate == "gaussian-rigorous" and g == 0.9999 else w * 2
+                                           for w in worst[:4]] for g in gammas}
+                for certificate in ("gaussian-approx", "gaussian-rigorous")
+                for noise in ("gaussian-diagonal", "gaussian-correlated")}
+    results = pd.concat([results_frame("digits_relu_1x16", worst, bounded, "fast-lin"),
+                         results_frame("digits_relu_1x16", worst, bounded, "crown", gaussian)])
+    paths = ExperimentPaths(tmp_path, "smoke")
+    paths.proven("digits_relu_1x16").parent.mkdir(parents=True, exist_ok=True)
+    results.to_parquet(paths.proven("digits_relu_1x16"), index=False)
+    pd.DataFrame({"eps": [0.01], "gamma": [0.9999], "correct": [True], "verified": [True],
+                  "proven_certified": [True]}).to_parquet(paths.proven_verified("a", 1.0), index=False)
+    run_stage("report_proven", report_proven.main, _args(
+        tmp_path, "grid.datasets=[a]", "grid.costs=[1]", "proven.models=[digits_relu_1x16]",
+        "proven.table4_models=[digits_relu_1x16]", "proven.gaussian_models=[digits_relu_1x16]",
+        "proven.samples=8", "proven.table4_samples=8", f"proven.gammas=[{','.join(map(str, gammas))}]"))
+    # Table 2 averages the first proven.table2_samples (4) samples, of which Hoeffding certifies 3
+    table2 = (paths.tables / "pv_table2b.md").read_text()
+    assert "(3/4)" in table2 and "| 0.0000" not in table2
+    long2 = pd.read_csv(paths.tables / "pv_table2b.csv")
+    top = long2[(long2["certificate"] == "hoeffding") & (long2["gamma"] == 0.9999)].iloc[0]
+    assert (top["certified"], top["samples"]) == (3, 4)
+    fig1 = (paths.tables / "pv_fig1.compare.md").read_text()
+    assert "| not certified" in fig1 and "rigorous Gaussian not certified" in fig1
+    assert "certified)" in (paths.tables / "pv_table4.md").read_text()  # Table 4's mean rows: fraction certified

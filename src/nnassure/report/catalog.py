@@ -124,20 +124,28 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     *(CatalogEntry(f"pv_table2{part}", "proven", "table", f"Table 2{part} (Sec. 4)",
                    f"Largest eps certified for {name} MLPs: worst case (100%) and PROVEN (Case (i), bounded "
                    "noise) at each configured gamma, with the improvement at the highest gamma; digits stand in "
-                   "for MNIST, rendered traffic signs for CIFAR.")
+                   "for MNIST, rendered traffic signs for CIFAR. A mean is over the certified samples only, "
+                   "\"m (k/n)\" when k of n are and \"not certified\" when none is; the improvement is over the "
+                   "samples both certify.")
       for part, name in _PV_TABLE2.items()),
     CatalogEntry("pv_table3", "proven", "table", "Table 3 (Sec. 4)",
                  "Summary of Tables 2a-2e: PROVEN's improvement over the worst case at the highest gamma, per "
-                 "architecture (rows) and activation/relaxation (columns)."),
+                 "architecture (rows) and activation/relaxation (columns), \"not certified\" where PROVEN "
+                 "certifies no sample of the model."),
     CatalogEntry("pv_table4", "proven", "table", "Table 4 (Sec. 4)",
                  "Random trials of k samples: mean and std over trials of the average worst-case eps, PROVEN eps "
-                 "and improvement (CROWN bounds), per configured model and k."),
+                 "and improvement (CROWN bounds), per configured model and k. A trial averages its certified "
+                 "samples (the mean row gives the fraction certified when below 100%), \"not certified\" when "
+                 "no trial certifies any."),
     CatalogEntry("pv_table5", "proven", "table", "not in the paper",
                  "PROVEN on the 2-D models of the verified-classification grid: accuracy, worst-case verified "
                  "accuracy and PROVEN-certified accuracy per data set, cost and eps."),
     CatalogEntry("pv_fig1", "proven", "figure", "Figure 1 (Sec. 4)",
                  "Improvement over the worst-case eps versus gamma for bounded noise and Gaussian noise "
-                 "(independent and correlated; the paper's approximation and the rigorous bound).",
+                 "(independent and correlated; the paper's approximation and the rigorous bound), over the samples "
+                 "each curve and the worst case both certify. A gamma at which a curve certifies no sample (the "
+                 "rigorous bound at 99.99% under the 3-sigma rule) has no point but an x at the bottom, and a "
+                 "hollow point averages only some of the samples.",
                  produced_by=_gaussian),
     *(CatalogEntry(f"en_table{n}", "ensemble", "table", reproduces, caption) for n, (reproduces, caption)
       in _EN.items()),

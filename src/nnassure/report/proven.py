@@ -1,11 +1,34 @@
 """PROVEN's tables and figure (pv_table2a..e, pv_table3, pv_table4, pv_fig1, pv_table5) and their
-comparison with the paper. Every number is computed from the per-sample Parquet files."""
+comparison with the paper. Every number is computed from the per-sample Parquet files.
+
+Not certified. The proven stage stores ``certified_eps = 0`` for a sample whose certificate holds
+at no eps > 0. The rigorous Gaussian certificate at 99.99 % is the usual case: under the 3-sigma
+rule of Remark 3.4 each input leaves the ball with probability 0.27 %, so for the 64 inputs of a
+digits model about 16 % of the Gaussian mass lies outside the ball whatever eps is, far above the
+allowed risk of 0.01 %. Such a sample is *not certified*; it is not "certified at radius 0", so it
+never enters a mean as a 0. Here:
+
+- a mean eps is over the samples that are certified; a cell shows "m (k/n)" when only k of the n
+  samples are, and "not certified" when none is;
+- an improvement over the worst case (Sec. 4, Table 2's last column) is the ratio of the two
+  mean radii over the samples both certify, "(k/n)" when that is not all of them;
+- a finding that compares improvements ranks "not certified" below every certified radius (it
+  certifies less than any eps > 0) and says so in its evidence; two curves that certify nothing
+  are not compared.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+from numpy.typing import ArrayLike
 
 from nnassure.report.findings import Finding, findings_markdown, sanity
 from nnassure.report.paper_numbers import paper_numbers, paper_table
@@ -21,6 +44,8 @@ TABLE2 = {
 TABLE3_COLUMNS = {"Relu": ("relu", "fast-lin"), "Relu-ada": ("relu", "crown"), "tanh": ("tanh", "crown"),
                   "sigmoid": ("sigmoid", "crown"), "arctan": ("arctan", "crown")}
 DATASET_LABEL = {"digits": "digits", "signs": "signs"}
+NOT_CERTIFIED = "not certified"
+
 
 def _pct(gamma: float) -> str:
     return f"{gamma * 100:g}%"
@@ -31,78 +56,276 @@ def _row_name(frame: pd.DataFrame) -> str:
     return f"{DATASET_LABEL[first['dataset']]} {first['architecture']}"
 
 
+def certified_mask(eps: ArrayLike) -> np.ndarray:
+    """True where a radius was certified: eps > 0 (0, and NaN should a stage ever write it, mean
+    that the certificate holds at no eps)."""
+    values = np.asarray(eps, dtype=float)
+    return np.isfinite(values) & (values > 0)
+
+
+def eps_text(mean: float, certified: int, samples: int, digits: int = 4) -> str:
+    """A mean radius cell: the mean over the certified samples, "(k/n)" when not all are."""
+    if samples == 0:
+        return "—"
+    if certified == 0:
+        return NOT_CERTIFIED
+    text = f"{mean:.{digits}f}"
+    return text if certified == samples else f"{text} ({certified}/{samples})"
+
+
+@dataclass(frozen=True)
+class Gain:
+    """One certificate against the worst case on the same samples (Sec. 4, Tables 2-4, Fig. 1)."""
+
+    samples: int  # samples with a row of this certificate
+    certified: int  # of them, certified by this certificate (eps > 0)
+    worst_certified: int  # of them, certified by the worst case
+    compared: int  # certified by both: the improvement is over these
+    mean_eps: float  # mean over the `certified` samples; NaN when none
+    worst_mean_eps: float  # mean worst-case eps over the `worst_certified` samples; NaN when none
+    improvement_pct: float  # 100 (mean eps / mean worst-case eps - 1) over the `compared` samples
+
+    FIELDS = ("samples", "certified", "worst_certified", "compared", "mean_eps", "worst_mean_eps",
+              "improvement_pct")
+
+    @classmethod
+    def of(cls, worst_eps: ArrayLike, eps: ArrayLike) -> Gain:
+        """From paired per-sample radii (the worst case's and this certificate's)."""
+        worst, eps = np.asarray(worst_eps, dtype=float), np.asarray(eps, dtype=float)
+        ok_worst, ok = certified_mask(worst), certified_mask(eps)
+        both = ok_worst & ok
+        # The paper's improvement is a ratio of average radii (Sec. 4); averaging over the samples
+        # both certify keeps a sample that one of them does not certify from counting as a 0.
+        gain = 100.0 * (eps[both].mean() / worst[both].mean() - 1.0) if both.any() else np.nan
+        return cls(len(eps), int(ok.sum()), int(ok_worst.sum()), int(both.sum()),
+                   float(eps[ok].mean()) if ok.any() else np.nan,
+                   float(worst[ok_worst].mean()) if ok_worst.any() else np.nan, float(gain))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Gain:
+        """From a row of a long frame (a CSV row holds the counts as floats)."""
+        return cls(int(record["samples"]), int(record["certified"]), int(record["worst_certified"]),
+                   int(record["compared"]), float(record["mean_eps"]), float(record["worst_mean_eps"]),
+                   float(record["improvement_pct"]))
+
+    def record(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @property
+    def rank(self) -> float | None:
+        """The improvement as an ordinal for comparisons: -inf when nothing is certified (less than
+        any certified eps, yet not an improvement of 0 or -100 %), +inf when only this certificate
+        certifies the samples, None when there is no sample."""
+        if self.samples == 0:
+            return None
+        if self.certified == 0:
+            return -np.inf
+        if self.compared == 0:
+            return np.inf
+        return self.improvement_pct
+
+    def text(self, digits: int = 1, unit: str = "") -> str:
+        """The improvement as a cell: "not certified" when no sample is, "(k/n)" over k of n."""
+        if self.samples == 0:
+            return "—"
+        if self.certified == 0:
+            return NOT_CERTIFIED
+        if self.compared == 0:
+            return "worst case not certified"
+        text = f"{self.improvement_pct:.{digits}f}{unit}"
+        return text if self.compared == self.samples else f"{text} ({self.compared}/{self.samples})"
+
+    def beats_worst_case(self) -> bool | None:
+        """Whether this certificate certifies more than the worst case: a larger mean radius and
+        every sample the worst case certifies (None without a sample either certifies)."""
+        if self.samples == 0 or (self.certified == 0 and self.worst_certified == 0):
+            return None
+        if self.compared < self.worst_certified:
+            return False  # includes "not certified" where the worst case certifies
+        rank = self.rank
+        return rank is not None and bool(rank > 0)
+
+
+def beats(a: Gain, b: Gain) -> bool | None:
+    """a's improvement is larger than b's; None when either has no sample or both are infinite
+    alike (e.g. neither certifies anything)."""
+    ra, rb = a.rank, b.rank
+    if ra is None or rb is None or (np.isinf(ra) and ra == rb):
+        return None
+    return bool(ra > rb)
+
+
+def every(verdicts: Iterable[bool | None]) -> bool | None:
+    """A claim "on every model": False if one fails, None if none fails but one is undecidable."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        return None
+    if any(v is False for v in verdicts):
+        return False
+    return None if any(v is None for v in verdicts) else True
+
+
+def _paired(frame: pd.DataFrame, certificate: str, noise: str | None, gamma: float) -> pd.DataFrame:
+    """Rows of one certificate (and noise) at ``gamma``, one per sample, with the sample's
+    worst-case eps beside its certified eps (every row of the proven stage carries both)."""
+    mask = (frame["certificate"] == certificate) & np.isclose(frame["gamma"], gamma)
+    if noise is not None:
+        mask &= frame["noise"] == noise
+    return frame.loc[mask, ["sample", "worst_case_eps", "certified_eps"]]
+
+
+def _gain(frame: pd.DataFrame, certificate: str, noise: str | None, gamma: float) -> Gain:
+    rows = _paired(frame, certificate, noise, gamma)
+    return Gain.of(rows["worst_case_eps"], rows["certified_eps"])
+
+
+TABLE2_COLUMNS = ["model", "row", "certificate", "gamma", *Gain.FIELDS]
+
+
 def table2(results: pd.DataFrame, activation: str, relaxation: str, gammas: list[float],
            n_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean eps over the first ``n_samples`` samples of each model: worst case, PROVEN (Case (i))
-    at each gamma, and the improvement at the first (highest) gamma."""
+    at each gamma, and the improvement at the first gamma (the paper's 99.99 %), Sec. 4, Table 2.
+    Means are over the certified samples (see the module docstring)."""
     chosen = results[(results["activation"] == activation) & (results["relaxation"] == relaxation)]
-    long_rows, display_rows = [], {}
+    long_rows = []
     for model, frame in chosen.groupby("model", sort=False):
         samples = np.sort(frame["sample"].unique())[:n_samples]
         frame = frame[frame["sample"].isin(samples)]
-        worst = frame.loc[frame["certificate"] == "worst-case", "certified_eps"].mean()
-        row = {"worst-case (100%)": worst}
-        long_rows.append({"model": model, "certificate": "worst-case", "gamma": 1.0, "mean_eps": worst,
-                          "samples": len(samples)})
-        bounded = frame[frame["certificate"] == "hoeffding"]
+        name = _row_name(frame)
+        worst = _gain(frame, "worst-case", None, 1.0)
+        # the worst case against itself: its improvement is not a number anyone reads
+        long_rows.append({"model": model, "row": name, "certificate": "worst-case", "gamma": 1.0,
+                          **{**worst.record(), "improvement_pct": np.nan}})
         for gamma in gammas:
-            eps = bounded.loc[np.isclose(bounded["gamma"], gamma), "certified_eps"].mean()
-            row[f"PROVEN {_pct(gamma)}"] = eps
-            long_rows.append({"model": model, "certificate": "hoeffding", "gamma": gamma, "mean_eps": eps,
-                              "samples": len(samples)})
-        row["improvement (%)"] = 100.0 * (row[f"PROVEN {_pct(gammas[0])}"] / worst - 1.0) if worst > 0 else np.nan
-        display_rows[_row_name(frame)] = row
+            long_rows.append({"model": model, "row": name, "certificate": "hoeffding", "gamma": gamma,
+                              **_gain(frame, "hoeffding", "bounded", gamma).record()})
+    long = pd.DataFrame(long_rows, columns=TABLE2_COLUMNS)
+    return long, table2_display(long, gammas)
+
+
+def table2_display(long: pd.DataFrame, gammas: list[float]) -> pd.DataFrame:
+    """The table as printed: a radius cell per certificate and gamma, then the improvement."""
     columns = ["worst-case (100%)"] + [f"PROVEN {_pct(g)}" for g in gammas] + ["improvement (%)"]
-    display = pd.DataFrame.from_dict(display_rows, orient="index", columns=columns)
-    long = pd.DataFrame(long_rows, columns=["model", "certificate", "gamma", "mean_eps", "samples"])
-    return long, display
+    rows: dict[str, dict[str, str]] = {}
+    for name, frame in long.groupby("row", sort=False):
+        worst = Gain.from_record(frame[frame["certificate"] == "worst-case"].iloc[0])
+        row = {"worst-case (100%)": eps_text(worst.mean_eps, worst.certified, worst.samples)}
+        for gamma in gammas:
+            g = Gain.from_record(frame[(frame["certificate"] == "hoeffding")
+                                       & np.isclose(frame["gamma"], gamma)].iloc[0])
+            row[f"PROVEN {_pct(gamma)}"] = eps_text(g.mean_eps, g.certified, g.samples)
+        row["improvement (%)"] = table2_gains(frame)[str(name)].text(digits=4)
+        rows[str(name)] = row
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
-def improvement(results: pd.DataFrame, model: str, relaxation: str, gamma: float, samples: np.ndarray,
-                certificate: str = "hoeffding", noise: str = "bounded") -> tuple[float, float, float]:
-    """(mean worst-case eps, mean PROVEN eps, improvement %) over ``samples`` (Sec. 4, Table 4)."""
-    frame = results[(results["model"] == model) & (results["relaxation"] == relaxation)
-                    & results["sample"].isin(samples)]
-    worst = frame.loc[frame["certificate"] == "worst-case", "certified_eps"].mean()
-    proven = frame.loc[(frame["certificate"] == certificate) & (frame["noise"] == noise)
-                       & np.isclose(frame["gamma"], gamma), "certified_eps"].mean()
-    return worst, proven, (100.0 * (proven / worst - 1.0) if worst > 0 else np.nan)
+def table2_gains(long: pd.DataFrame) -> dict[str, Gain]:
+    """Each row's PROVEN improvement at the first gamma (the table's last column)."""
+    gains = {}
+    for name, frame in long.groupby("row", sort=False):
+        bounded = frame[frame["certificate"] == "hoeffding"]
+        if len(bounded):
+            gains[str(name)] = Gain.from_record(bounded.iloc[0])
+    return gains
 
 
-def table3(tables2: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Improvement at the highest gamma per architecture (rows) and activation (columns)."""
-    columns = {}
+TABLE3_LONG_COLUMNS = ["row", "column", *Gain.FIELDS]
+
+
+def table3(tables2: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Improvement at the first gamma per architecture (rows) and activation (columns), from the
+    long frames of Tables 2a-2e (Sec. 4, Table 3)."""
+    rows = []
     for column, (activation, relaxation) in TABLE3_COLUMNS.items():
         table_id = next(t for t, (a, r, _) in TABLE2.items() if (a, r) == (activation, relaxation))
-        columns[column] = tables2[table_id]["improvement (%)"]
-    order = list(dict.fromkeys(name for table in tables2.values() for name in table.index))
-    return pd.DataFrame(columns).reindex(order)
+        for name, gain in table2_gains(tables2[table_id]).items():
+            rows.append({"row": name, "column": column, **gain.record()})
+    long = pd.DataFrame(rows, columns=TABLE3_LONG_COLUMNS)
+    return long, table3_display(long)
+
+
+def table3_display(long: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    order = list(dict.fromkeys(long["row"]))
+    display = pd.DataFrame("", index=order, columns=list(TABLE3_COLUMNS))
+    for record in long.to_dict("records"):
+        display.loc[record["row"], record["column"]] = Gain.from_record(record).text(digits)
+    return display
+
+
+def _table3_gains(long: pd.DataFrame) -> dict[tuple[str, str], Gain]:
+    return {(r["row"], r["column"]): Gain.from_record(r) for r in long.to_dict("records")}
+
+
+def _trial_statistics(values: np.ndarray) -> tuple[float, float]:
+    """Mean and std (ddof 1) over the trials where the value is defined."""
+    finite = values[np.isfinite(values)]
+    mean = float(finite.mean()) if len(finite) else np.nan
+    return mean, float(finite.std(ddof=1)) if len(finite) > 1 else np.nan
+
+
+TABLE4_VALUES = ("worst_case_eps", "proven_eps", "improvement_pct", "certified_fraction")
 
 
 def table4(results: pd.DataFrame, models: list[str], gamma: float, sizes: list[int], trials: int,
            seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """100 random trials of k samples: mean and std over trials of the average worst-case eps,
-    PROVEN eps at ``gamma`` and improvement (Table 4; CROWN relaxation)."""
+    PROVEN eps at ``gamma`` and improvement (Table 4; CROWN relaxation), and of the fraction of
+    the k samples PROVEN certifies. A trial's averages are over its certified samples, and a trial
+    in which none is certified adds no value to the mean and std (see the module docstring)."""
     long_rows = []
     rng = np.random.default_rng(seed)
     for model in models:
         pool = np.sort(results.loc[results["model"] == model, "sample"].unique())
+        frame = results[(results["model"] == model) & (results["relaxation"] == "crown")]
+        paired = _paired(frame, "hoeffding", "bounded", gamma).set_index("sample")
         for size in sizes:
             if size > len(pool):
-                long_rows.append({"model": model, "samples": size, "statistic": "n/a", "worst_case_eps": np.nan,
-                                  "proven_eps": np.nan, "improvement_pct": np.nan, "pool": len(pool)})
+                long_rows.append({"model": model, "samples": size, "statistic": "n/a",
+                                  **dict.fromkeys(TABLE4_VALUES, np.nan), "pool": len(pool)})
                 continue
-            draws = np.array([improvement(results, model, "crown", gamma, rng.choice(pool, size, replace=False))
-                              for _ in range(trials)])
-            for statistic, values in (("mean", draws.mean(axis=0)), ("std", draws.std(axis=0, ddof=1))):
+            draws = []
+            for _ in range(trials):
+                part = paired.loc[rng.choice(pool, size, replace=False)]
+                g = Gain.of(part["worst_case_eps"], part["certified_eps"])
+                draws.append((g.worst_mean_eps, g.mean_eps, g.improvement_pct, g.certified / g.samples))
+            values = np.array(draws, dtype=float)
+            stats = [_trial_statistics(values[:, i]) for i in range(len(TABLE4_VALUES))]
+            for k, statistic in enumerate(("mean", "std")):
                 long_rows.append({"model": model, "samples": size, "statistic": statistic,
-                                  "worst_case_eps": values[0], "proven_eps": values[1],
-                                  "improvement_pct": values[2], "pool": len(pool)})
-    long = pd.DataFrame(long_rows)
-    display = long.pivot_table(index=["model", "statistic"], columns="samples",
-                               values=["worst_case_eps", "proven_eps", "improvement_pct"], sort=False)
-    display.columns = [f"{k} samples: {v}" for v, k in display.columns]
-    return long, display[sorted(display.columns, key=lambda c: int(c.split()[0]))]
+                                  **{name: stats[i][k] for i, name in enumerate(TABLE4_VALUES)},
+                                  "pool": len(pool)})
+    long = pd.DataFrame(long_rows, columns=["model", "samples", "statistic", *TABLE4_VALUES, "pool"])
+    return long, table4_display(long)
+
+
+def _table4_cell(row: pd.Series, value: str, fraction: float) -> str:
+    if row["statistic"] == "n/a":
+        return ""
+    if not fraction > 0:  # no trial certified a sample (NaN fraction: no trial at all)
+        return NOT_CERTIFIED
+    number = row[value]
+    if not np.isfinite(number):
+        return "—"
+    text = f"{number:.4f}"
+    # the fraction goes on the mean row; its std is in the CSV
+    return text if fraction >= 1.0 or row["statistic"] != "mean" else f"{text} ({fraction:.0%} certified)"
+
+
+def table4_display(long: pd.DataFrame) -> pd.DataFrame:
+    index = list(dict.fromkeys(zip(long["model"], long["statistic"], strict=True)))
+    sizes = sorted(long["samples"].unique())
+    columns = [f"{k} samples: {v}" for k in sizes for v in ("worst_case_eps", "proven_eps", "improvement_pct")]
+    display = pd.DataFrame("", index=pd.MultiIndex.from_tuples(index, names=["model", "statistic"]), columns=columns)
+    for _, row in long.iterrows():
+        mean = long[(long["model"] == row["model"]) & (long["samples"] == row["samples"])
+                    & (long["statistic"] == "mean")]
+        fraction = float(mean["certified_fraction"].iloc[0]) if len(mean) else np.nan
+        for value in ("worst_case_eps", "proven_eps", "improvement_pct"):
+            cell = f"{row[value]:.4f}" if value == "worst_case_eps" and np.isfinite(row[value]) else \
+                _table4_cell(row, value, fraction)
+            display.loc[(row["model"], row["statistic"]), f"{row['samples']} samples: {value}"] = cell
+    return display
 
 
 FIG1_CURVES = [("hoeffding", "bounded", "bounded (i)", "-"),
@@ -113,32 +336,57 @@ FIG1_CURVES = [("hoeffding", "bounded", "bounded (i)", "-"),
 
 
 def fig1_frame(results: pd.DataFrame, models: list[str], gammas: list[float]) -> pd.DataFrame:
+    """Fig. 1's points: per model, curve and gamma, the improvement over the worst case on the
+    samples the curve's certificate was run on (the Gaussian ones only on the first few)."""
     rows = []
     for model in models:
-        frame = results[results["model"] == model]
-        samples = frame["sample"].unique()
+        frame = results[(results["model"] == model) & (results["relaxation"] == "crown")]
         for certificate, noise, label, _ in FIG1_CURVES:
             for gamma in gammas:
-                worst, proven, gain = improvement(results, model, "crown", gamma, samples, certificate, noise)
-                # No radius certified at all is not a -100% improvement; leave the point out.
                 rows.append({"model": model, "curve": label, "gamma": gamma,
-                             "improvement_pct": gain if proven > 0 else np.nan, "mean_eps": proven})
-    return pd.DataFrame(rows)
+                             **_gain(frame, certificate, noise, gamma).record()})
+    return pd.DataFrame(rows, columns=["model", "curve", "gamma", *Gain.FIELDS])
 
 
 def fig1(curves: pd.DataFrame) -> plt.Figure:
+    """Fig. 1 (Sec. 4): improvement versus gamma. A gamma at which a curve certifies no sample has
+    no point (an improvement of 0 would be a lie) but an x at the bottom of the axes; a hollow
+    point is a mean over only some of the samples."""
     models = list(dict.fromkeys(curves["model"]))
     figure, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False, sharey=True)
+    marks = set()
     for ax, model in zip(axes[0], models, strict=True):
+        bottom = blended_transform_factory(ax.transData, ax.transAxes)
         for _, _, label, style in FIG1_CURVES:
             line = curves[(curves["model"] == model) & (curves["curve"] == label)]
-            ax.plot(line["gamma"] * 100, line["improvement_pct"], style, marker="o", label=label)
+            x = line["gamma"].to_numpy() * 100
+            y = np.where(line["compared"] > 0, line["improvement_pct"], np.nan)
+            (drawn,) = ax.plot(x, y, style, label=label)
+            colour = drawn.get_color()
+            full = (line["compared"] == line["samples"]).to_numpy() & (line["samples"] > 0).to_numpy()
+            partial = (line["compared"] > 0).to_numpy() & ~full
+            none = (line["certified"] == 0).to_numpy() & (line["samples"] > 0).to_numpy()
+            ax.plot(x[full], y[full], "o", color=colour)
+            ax.plot(x[partial], y[partial], "o", color=colour, markerfacecolor="none")
+            ax.plot(x[none], np.full(none.sum(), 0.04), "x", color=colour, transform=bottom, clip_on=False)
+            marks |= {"partial"} if partial.any() else set()
+            marks |= {"none"} if none.any() else set()
         ax.set_title(model)
         ax.set_xlabel("gamma_L (%)")
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("improvement over worst-case eps (%)")
-    axes[0][-1].legend(fontsize=7)
+    if "none" in marks:
+        # a band below the data for the x marks, so that no x sits on a certified point
+        low, high = axes[0][0].get_ylim()
+        axes[0][0].set_ylim(low - 0.12 * (high - low), high)
+    handles, _ = axes[0][-1].get_legend_handles_labels()
+    if "partial" in marks:
+        handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="none", color="grey",
+                              label="over the samples certified only"))
+    if "none" in marks:
+        handles.append(Line2D([], [], ls="none", marker="x", color="grey", label=NOT_CERTIFIED))
+    axes[0][-1].legend(handles=handles, fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -181,93 +429,111 @@ def _paper_row(table_id: str, ours: str) -> tuple[str, pd.Series] | None:
     return next(((k, row) for k, row in paper.iterrows() if str(k).startswith("CIFAR")), None)
 
 
-def table2_findings(table_id: str, display: pd.DataFrame, other: pd.DataFrame | None) -> list[Finding]:
+def table2_findings(table_id: str, long: pd.DataFrame, other: pd.DataFrame | None) -> list[Finding]:
     """Sec. 4 ("Result on small and large ReLU networks"), Tables 2a-2e: PROVEN at 99.99% certifies
     more than the worst case; the gain shrinks with depth; adaptive bounds (2b) gain more than
-    fixed slopes (2a)."""
-    gains = display["improvement (%)"]
+    fixed slopes (2a). ``long`` and ``other`` (Table 2a, beside 2b) are :func:`table2`'s long frames."""
+    gains = table2_gains(long)
     larger = "PROVEN at the highest gamma certifies a larger eps than the worst case on every model (Sec. 4, Table 2)"
-    if display.empty:
+    if not gains:
         return [Finding(larger, None, "no model of this kind is configured (proven.models)")]
-    findings = [Finding(larger, bool((gains > 0).all()),
-                        "improvements: " + ", ".join(f"{n} {g:.1f}%" for n, g in gains.items()))]
-    by_width: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    # A model PROVEN does not certify is a model where it certifies less, shown as such.
+    findings = [Finding(larger, every(g.beats_worst_case() for g in gains.values()),
+                        "improvements: " + ", ".join(f"{n} {g.text(1, '%')}" for n, g in gains.items()))]
+    by_width: dict[tuple[str, str], list[tuple[int, Gain]]] = {}
     for name, gain in gains.items():
         dataset, arch = name.split(" ", 1)
         depth, width = arch.split("x")
         by_width.setdefault((dataset, width), []).append((int(depth), gain))
-    series = {k: sorted(v) for k, v in by_width.items() if len(v) > 1}
+    series = {k: sorted(v, key=lambda p: p[0]) for k, v in by_width.items() if len(v) > 1}
     shrinks = "The gain shrinks with depth at a fixed width (Sec. 4, Tables 2a-2e)"
     if not series:
         findings.append(Finding(shrinks, None, "no two models of one width and different depths are configured"))
     for (dataset, width), points in series.items():
-        findings.append(Finding(f"{shrinks}: {dataset}, width {width}",
-                                all(b[1] <= a[1] for a, b in zip(points, points[1:], strict=False)),
-                                ", ".join(f"{d} layers {g:.1f}%" for d, g in points)))
+        ranked = [(d, g.rank) for d, g in points if g.rank is not None]
+        # "not certified" ranks below every gain: a deeper model that certifies nothing has shrunk
+        holds = all(b <= a for (_, a), (_, b) in zip(ranked, ranked[1:], strict=False)) if len(ranked) > 1 else None
+        findings.append(Finding(f"{shrinks}: {dataset}, width {width}", holds,
+                                ", ".join(f"{d} layers {g.text(1, '%')}" for d, g in points)))
     if other is not None:
-        shared = display.index.intersection(other.index)
-        wins = [display.loc[n, "improvement (%)"] > other.loc[n, "improvement (%)"] for n in shared]
+        theirs = table2_gains(other)
+        shared = [n for n in gains if n in theirs]
+        wins = [beats(gains[n], theirs[n]) for n in shared]
         findings.append(Finding(
             "The gain is larger with adaptive ReLU bounds (Table 2b) than with fixed slopes (Table 2a) on every "
-            "model (Sec. 4)", bool(all(wins)) if wins else None,
-            f"larger on {sum(wins)} of {len(shared)} models: " + ", ".join(
-                f"{n} {display.loc[n, 'improvement (%)']:.1f}% vs {other.loc[n, 'improvement (%)']:.1f}%"
-                for n in shared) if len(shared) else "no model is in both tables"))
+            "model (Sec. 4)", every(wins),
+            f"larger on {sum(w is True for w in wins)} of {len(shared)} models: " + ", ".join(
+                f"{n} {gains[n].text(1, '%')} vs {theirs[n].text(1, '%')}" for n in shared)
+            if shared else "no model is in both tables"))
     return findings
 
 
-def table2_compare(table_id: str, display: pd.DataFrame, other: pd.DataFrame | None) -> str:
+def table2_compare(table_id: str, long: pd.DataFrame, other: pd.DataFrame | None) -> str:
     """Our Table 2 row by row beside the paper's, and the findings of :func:`table2_findings`."""
     title = TABLE2[table_id][2]
+    first = long.loc[long["certificate"] == "hoeffding", "gamma"]
+    proven_column = f"PROVEN {_pct(first.iloc[0])}" if len(first) else "PROVEN"
     lines = [f"# {table_id} ({title}) compared with the paper's Table 2", "",
              "Digits stand in for MNIST and the rendered traffic signs for CIFAR; architectures of the",
-             "same name are compared (the paper's models were trained elsewhere, so radii differ in scale).", "",
-             f"| model | ours: worst case | ours: {display.columns[1]} | ours: improvement | paper model | "
+             "same name are compared (the paper's models were trained elsewhere, so radii differ in scale).",
+             "Means are over the certified samples: \"(k/n)\" when only k of n are, \"not certified\" when none;",
+             "the improvement is over the samples both certify.", "",
+             f"| model | ours: worst case | ours: {proven_column} | ours: improvement | paper model | "
              "paper: worst case | paper: PROVEN 99.99% | paper: improvement |", "|---|---|---|---|---|---|---|---|"]
-    for name, row in display.iterrows():
-        match = _paper_row(table_id, name)
+    for name, frame in long.groupby("row", sort=False):
+        worst = Gain.from_record(frame[frame["certificate"] == "worst-case"].iloc[0])
+        gain = table2_gains(frame)[str(name)]
+        match = _paper_row(table_id, str(name))
         paper_name, p = match if match is not None else ("—", pd.Series(dtype=float))
-        lines.append(f"| {name} | {_fmt(row.iloc[0])} | {_fmt(row.iloc[1])} | {_fmt(row['improvement (%)'], 1)}% | "
+        lines.append(f"| {name} | {eps_text(worst.mean_eps, worst.certified, worst.samples, 5)} | "
+                     f"{eps_text(gain.mean_eps, gain.certified, gain.samples, 5)} | {gain.text(1, '%')} | "
                      f"{paper_name} | {_fmt(p.get('worst_case'))} | {_fmt(p.get('proven_99.99'))} | "
                      f"{_fmt(p.get('improvement_pct'), 1)}% |")
-    return "\n".join(lines) + "\n\n" + findings_markdown(table2_findings(table_id, display, other))
+    return "\n".join(lines) + "\n\n" + findings_markdown(table2_findings(table_id, long, other))
 
 
-def table3_findings(display: pd.DataFrame) -> list[Finding]:
-    """Table 3 and Sec. 4 ("Results on large networks with general activations")."""
+def table3_findings(long: pd.DataFrame) -> list[Finding]:
+    """Table 3 and Sec. 4 ("Results on large networks with general activations"); ``long`` is
+    :func:`table3`'s long frame."""
+    gains = _table3_gains(long)
+    rows = list(dict.fromkeys(long["row"]))
     findings = []
     adaptive = "Adaptive ReLU bounds give a larger gain than fixed slopes on every architecture (Sec. 4, Table 3)"
-    both = display[["Relu", "Relu-ada"]].dropna() if {"Relu", "Relu-ada"} <= set(display.columns) else None
-    if both is None or both.empty:
+    both = [n for n in rows if (n, "Relu") in gains and (n, "Relu-ada") in gains]
+    if not both:
         findings.append(Finding(adaptive, None, "no architecture has both ReLU tables"))
     else:
-        evidence = ", ".join(f"{n}: {r['Relu-ada']:.1f}% vs {r['Relu']:.1f}%" for n, r in both.iterrows())
-        findings.append(Finding(adaptive, bool((both["Relu-ada"] > both["Relu"]).all()), evidence))
-    general = [c for c in ("tanh", "sigmoid", "arctan") if c in display.columns]
-    pairs = [(name, c, display.loc[name, c], display.loc[name, "Relu"]) for name in display.index for c in general
-             if "Relu" in display.columns and np.isfinite(display.loc[name, c])
-             and np.isfinite(display.loc[name, "Relu"])]
+        evidence = ", ".join(f"{n}: {gains[n, 'Relu-ada'].text(1, '%')} vs {gains[n, 'Relu'].text(1, '%')}"
+                             for n in both)
+        findings.append(Finding(adaptive, every(beats(gains[n, "Relu-ada"], gains[n, "Relu"]) for n in both),
+                                evidence))
+    pairs = [(n, c, beats(gains[n, c], gains[n, "Relu"])) for n in rows for c in ("tanh", "sigmoid", "arctan")
+             if (n, c) in gains and (n, "Relu") in gains]
     claim = ("Non-ReLU activations gain more than ReLU with fixed slopes in general, i.e. on most "
              "architecture/activation pairs (Sec. 4)")
-    if not pairs:
-        findings.append(Finding(claim, None, "no architecture has a non-ReLU model and a fixed-slope ReLU model"))
+    decided = [p for p in pairs if p[2] is not None]
+    if not decided:
+        findings.append(Finding(claim, None, "no architecture has a non-ReLU model and a fixed-slope ReLU model"
+                                + (" that can be compared (neither certifies anything)" if pairs else "")))
     else:
-        wins = sum(g > r for _, _, g, r in pairs)
-        findings.append(Finding(claim, wins > len(pairs) / 2, f"more on {wins} of {len(pairs)}: " + ", ".join(
-            f"{n} {c} {g:.1f}% vs {r:.1f}%" for n, c, g, r in pairs)))
+        wins = sum(w for _, _, w in decided)
+        findings.append(Finding(claim, wins > len(decided) / 2, f"more on {wins} of {len(decided)}: " + ", ".join(
+            f"{n} {c} {gains[n, c].text(1, '%')} vs {gains[n, 'Relu'].text(1, '%')}" for n, c, _ in pairs)))
     # The proven stage stores radii, not run times, so the overhead claim cannot be decided here.
     findings.append(Finding("PROVEN's overhead over the worst-case computation is small (Sec. 4)", None,
                             "the proven stage records no run time per certificate"))
     return findings
 
 
-def table3_compare(display: pd.DataFrame) -> str:
+def table3_compare(long: pd.DataFrame) -> str:
     paper = paper_table(PAPER, "table3").set_index("model")
     return "\n".join([
         "# pv_table3 compared with the paper's Table 3", "",
-        "Improvement at the highest gamma (%), ours:", "", display.map(lambda v: _fmt(v, 1)).to_markdown(), "",
+        "Improvement at the highest gamma (%), ours (\"not certified\" where PROVEN certifies no sample,",
+        "\"(k/n)\" over the k of n samples both certify):", "",
+        table3_display(long, 1).to_markdown(), "",
         f"The paper's Table 3 (improvement at 99.99%, %; {paper_numbers(PAPER).tables['table3'].source}):", "",
-        paper.map(lambda v: _fmt(v, 1)).to_markdown(), "", findings_markdown(table3_findings(display))])
+        paper.map(lambda v: _fmt(v, 1)).to_markdown(), "", findings_markdown(table3_findings(long))])
 
 
 def _paper_table4(model: str) -> pd.DataFrame:
@@ -284,78 +550,116 @@ def table4_findings(long: pd.DataFrame) -> list[Finding]:
     averages deviate less with 50 or 100 samples."""
     findings = []
     for model, frame in long[long["statistic"].isin(["mean", "std"])].groupby("model", sort=False):
-        stats = frame.pivot_table(index="samples", columns="statistic", values="proven_eps").sort_index()
+        stats = frame.pivot_table(index="samples", columns="statistic", values="proven_eps",
+                                  dropna=False).sort_index()
+        fractions = frame[frame["statistic"] == "mean"].set_index("samples")["certified_fraction"]
         pool = int(frame["pool"].iloc[0])
         smallest = int(stats.index[0])
-        relative = stats.loc[smallest, "std"] / stats.loc[smallest, "mean"]
-        findings.append(Finding(
-            f"{model}: the average PROVEN eps over {smallest} samples varies by less than ~10% (Sec. 4, Table 4)",
-            bool(relative < 0.10), f"std / mean of the {smallest}-sample average: {relative:.1%}"))
+        varies = f"{model}: the average PROVEN eps over {smallest} samples varies by less than ~10% (Sec. 4, Table 4)"
+        mean, std = stats.loc[smallest].get("mean", np.nan), stats.loc[smallest].get("std", np.nan)
+        if not fractions.loc[smallest] > 0:
+            findings.append(Finding(varies, None, f"{NOT_CERTIFIED}: PROVEN certifies none of the drawn samples, "
+                                    "so there is no average to vary"))
+        elif not (np.isfinite(mean) and np.isfinite(std)):
+            findings.append(Finding(varies, None, "fewer than two trials certified a sample"))
+        else:
+            partial = "" if fractions.loc[smallest] >= 1 else (
+                f" (averages over the certified samples only, {fractions.loc[smallest]:.0%} of those drawn)")
+            findings.append(Finding(varies, bool(std / mean < 0.10),
+                                    f"std / mean of the {smallest}-sample average: {std / mean:.1%}{partial}"))
         stds = frame[frame["statistic"] == "std"].sort_values("samples")[["samples", "improvement_pct"]].to_numpy()
+        known = stds[np.isfinite(stds[:, 1])]
         note = (f"; trials of {int(stds[-1][0])} samples draw from a pool of only {pool}, so their std understates "
                 "the paper's (which draws from the whole test set)" if stds[-1][0] > pool / 2 else "")
+        missing = [int(k) for k, s in stds if not np.isfinite(s)]
+        if missing:
+            note += f"; no improvement at {', '.join(map(str, missing))} samples ({NOT_CERTIFIED} in every trial)"
         # The std of an average of k draws falls like 1/sqrt(k) (faster without replacement): this
         # checks the trials, not PROVEN.
         findings.append(sanity(
             f"{model}: the std of the improvement over trials falls as samples grow (Sec. 4, Table 4)",
-            all(b[1] <= a[1] for a, b in zip(stds, stds[1:], strict=False)),
-            ", ".join(f"{int(k)} samples {s:.2f}%" for k, s in stds) + note))
+            all(b[1] <= a[1] for a, b in zip(known, known[1:], strict=False)) if len(known) > 1 else None,
+            ", ".join(f"{int(k)} samples {s:.2f}%" for k, s in known) + note))
     for row in long[long["statistic"] == "n/a"].itertuples():
         findings.append(Finding(f"{row.model}: {row.samples} samples", None,
                                 f"not computed, the pool holds {row.pool} samples (raise proven.samples)"))
     return findings
 
 
+def _table4_improvement(part: pd.DataFrame, statistic: str) -> str:
+    rows = part[part["statistic"] == statistic]
+    if rows.empty:
+        return "—"
+    row = rows.iloc[0]
+    fraction = float(part.loc[part["statistic"] == "mean", "certified_fraction"].iloc[0])
+    if not fraction > 0:
+        return NOT_CERTIFIED
+    return f"{_fmt(row['improvement_pct'], 2)}%"
+
+
 def table4_compare(long: pd.DataFrame) -> str:
     lines = ["# pv_table4 compared with the paper's Table 4", "",
              "Mean and std over trials of the improvement at the first gamma (%), ours beside the paper's part",
-             "of Table 4 with the same architecture and activation (CROWN bounds), where it has one.", "",
-             "| model | samples | ours: mean | ours: std | paper part | paper: mean | paper: std |",
-             "|---|---|---|---|---|---|---|"]
+             "of Table 4 with the same architecture and activation (CROWN bounds), where it has one. A trial's",
+             "averages are over its certified samples (\"certified\": the mean fraction of the drawn samples",
+             "PROVEN certifies); \"not certified\" when no trial certifies any.", "",
+             "| model | samples | ours: mean | ours: std | ours: certified | paper part | paper: mean | paper: std |",
+             "|---|---|---|---|---|---|---|---|"]
     for model, frame in long[long["statistic"].isin(["mean", "std"])].groupby("model", sort=False):
         paper = _paper_table4(model)
         for samples, part in frame.groupby("samples"):
-            ours = part.set_index("statistic")["improvement_pct"]
+            fraction = float(part.loc[part["statistic"] == "mean", "certified_fraction"].iloc[0])
             ref = paper[paper["samples"] == samples].set_index("statistic")["improvement_pct"]
             name = f"({paper['part'].iloc[0]}) {paper['model'].iloc[0]}" if len(paper) else "—"
-            lines.append(f"| {model} | {samples} | {_fmt(ours.get('mean'), 2)}% | {_fmt(ours.get('std'), 2)}% | "
+            lines.append(f"| {model} | {samples} | {_table4_improvement(part, 'mean')} | "
+                         f"{_table4_improvement(part, 'std')} | {_fmt(100 * fraction, 0)}% | "
                          f"{name} | {_fmt(ref.get('mean'), 2)}% | {_fmt(ref.get('std'), 2)}% |")
     return "\n".join(lines) + "\n\n" + findings_markdown(table4_findings(long))
+
+
+RIGOROUS_REASON = ("certifies no sample (the mass outside the ball under the sigma = eps / sigma_ratio rule "
+                   "exceeds the allowed risk)")
 
 
 def fig1_findings(curves: pd.DataFrame) -> list[Finding]:
     """Figure 1 (Sec. 4, Case (ii)): Gaussian noise gives a larger improvement than bounded noise."""
     findings = []
+    empty = Gain(0, 0, 0, 0, np.nan, np.nan, np.nan)
     for model, frame in curves.groupby("model", sort=False):
-        top = frame[frame["gamma"] == frame["gamma"].max()].set_index("curve")["improvement_pct"]
-        gauss = top.get("Gaussian independent (paper)", np.nan)
-        bounded = top.get("bounded (i)", np.nan)
-        rigorous = top.get("Gaussian independent (rigorous)", np.nan)
-        rigorous_text = (f"{rigorous:.1f}%" if np.isfinite(rigorous) else
-                         "certifies no eps (the mass outside the ball under the sigma = eps / sigma_ratio rule "
-                         "exceeds the allowed risk)")
-        decidable = bool(np.isfinite(gauss) and np.isfinite(bounded))
+        top = {r["curve"]: Gain.from_record(r) for r in frame[frame["gamma"] == frame["gamma"].max()]
+               .to_dict("records")}
+        gauss = top.get("Gaussian independent (paper)", empty)
+        bounded = top.get("bounded (i)", empty)
+        rigorous = top.get("Gaussian independent (rigorous)", empty)
+        rigorous_text = f"{NOT_CERTIFIED}: {RIGOROUS_REASON}" if rigorous.samples and not rigorous.certified else \
+            rigorous.text(1, "%")
+        # A curve that certifies nothing has the smaller improvement (see beats); both empty: undecided.
         findings.append(Finding(
             f"{model}: at the highest gamma Gaussian noise (the paper's approximation) gives a larger improvement "
-            "than bounded noise (Sec. 4, Fig. 1)", bool(gauss > bounded) if decidable else None,
-            f"Gaussian {_fmt(gauss, 1)}%, bounded {_fmt(bounded, 1)}%; rigorous Gaussian {rigorous_text}"))
+            "than bounded noise (Sec. 4, Fig. 1)", beats(gauss, bounded),
+            f"Gaussian {gauss.text(1, '%')}, bounded {bounded.text(1, '%')}; rigorous Gaussian {rigorous_text}"))
         # A lower confidence asks less of the same bound, so the certified eps cannot shrink.
-        line = frame[frame["curve"] == "bounded (i)"].sort_values("gamma", ascending=False)["improvement_pct"]
-        values = line.dropna().to_numpy()
+        line = [Gain.from_record(r) for r in frame[frame["curve"] == "bounded (i)"]
+                .sort_values("gamma", ascending=False).to_dict("records")]
+        ranks = [g.rank for g in line if g.rank is not None]
         findings.append(sanity(f"{model}: the bounded-noise improvement grows as gamma falls (Fig. 1)",
-                               bool(np.all(np.diff(values) >= -1e-9)) if len(values) > 1 else None,
-                               ", ".join(f"{v:.1f}%" for v in values) + " from the highest gamma down"))
+                               all(b >= a - 1e-9 for a, b in zip(ranks, ranks[1:], strict=False))
+                               if len(ranks) > 1 else None,
+                               ", ".join(g.text(1, "%") for g in line) + " from the highest gamma down"))
     return findings
 
 
 def fig1_compare(curves: pd.DataFrame) -> str:
+    cells = curves.assign(cell=[Gain.from_record(r).text(1) for r in curves.to_dict("records")])
     return "\n".join([
         "# pv_fig1 compared with the paper's Figure 1", "",
         "The paper: Gaussian noise (Case (ii), 3-sigma rule) gives a larger improvement than bounded noise,",
         "and the improvement grows as gamma falls. 'rigorous' subtracts the Gaussian mass outside the ball",
-        "(Sidak's bound), which the paper's approximation ignores. The figure prints no numbers.", "",
-        curves.pivot_table(index=["model", "curve"], columns="gamma", values="improvement_pct", sort=False)
-        .map(lambda v: _fmt(v, 1)).to_markdown(), "", findings_markdown(fig1_findings(curves))])
+        "(Sidak's bound), which the paper's approximation ignores. The figure prints no numbers. Each",
+        "improvement is over the samples both the curve and the worst case certify (\"(k/n)\" when not all);",
+        "\"not certified\" where the curve certifies no sample.", "",
+        cells.pivot_table(index=["model", "curve"], columns="gamma", values="cell", aggfunc="first", sort=False)
+        .to_markdown(), "", findings_markdown(fig1_findings(curves))])
 
 
 def verified_findings(long: pd.DataFrame, inputs: int = 2) -> list[Finding]:
