@@ -96,8 +96,12 @@ def test_per_sample_results_are_consistent(smoke_run: Path) -> None:
     assert (samples["lower"] <= samples["upper"]).all()
     verified = samples[samples["verified"]]
     assert (verified["label"] == verified["prediction"]).all()
-    # A sample verified at eps has a certified radius of at least eps (up to bisection resolution).
-    assert (verified["certified_radius"] >= verified["eps"] - 0.5 / 2**8).all()
+    # The bisection's radius is a lower bound of the robust radius; bounds are not monotone in eps,
+    # so a sample verified at eps may have a smaller radius. Both are per (sample, norm).
+    radii = samples[samples["method"] == samples["method"].iloc[0]]
+    assert (radii["certified_radius"] >= 0).all()
+    assert (radii.groupby(["sample_id", "norm"])["certified_radius"].nunique() == 1).all()
+    assert (radii.loc[radii["label"] != radii["prediction"], "certified_radius"] == 0).all()
 
 
 def test_proven_results_and_tables_keep_their_invariants(smoke_run: Path) -> None:
