@@ -185,10 +185,12 @@ class BoundEngine:
         self.relu_relaxation = relu_relaxation
 
     def _tensor(self, value: torch.Tensor | np.ndarray | float) -> torch.Tensor:
-        # float32 data cast to float64 exactly: the ball's centre and radius are not moved.
-        if isinstance(value, np.ndarray):
-            value = np.array(value, np.float64)
-        return torch.as_tensor(value).to(self.dtype)
+        # float32 data cast to float64 exactly: the ball's centre and radius are not moved. Python
+        # floats and NumPy arrays go through float64 (torch.as_tensor(0.03) would be float32, a
+        # smaller ball than the one reported).
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.array(value, np.float64))
+        return value.to(self.dtype)
 
     def rounding_slack(self, x: torch.Tensor | np.ndarray, eps: torch.Tensor | np.ndarray | float,
                        C: torch.Tensor | None = None) -> torch.Tensor:

@@ -136,7 +136,7 @@ def certify_dataset(
     labels = frame["label"].to_numpy(np.int64)
     engine = BoundEngine(network, x.shape[1], alpha_iterations=alpha_iterations)
     with torch.no_grad():
-        logits = engine.network(torch.as_tensor(x.astype(np.float64)))[:, 0].numpy()
+        logits = engine.network(torch.as_tensor(x.astype(np.float64)).to(engine.dtype))[:, 0].numpy()
     predictions = (logits >= 0).astype(np.int64)
     domain = INPUT_DOMAIN if clip_to_domain else None
 
