@@ -49,3 +49,23 @@ def test_the_ensemble_bench_shows_a_solver_error_as_an_error_not_a_timeout() -> 
     cell = _cell({"verdict": "error", "seconds": None, "backend": "highs", "note": "GurobiError: boom"})
     assert cell.startswith("ERR, error") and "TO" not in cell and "boom" in cell
     assert _cell({"verdict": "timeout", "seconds": 10.0, "backend": "highs"}) == "TO, timeout"
+
+
+def test_the_float_cost_helpers_time_both_precisions_on_the_same_inputs() -> None:
+    """Both engines run and a ratio is reported; the timings themselves are never asserted."""
+    import numpy as np
+    import torch
+
+    from nnassure.proven.bisection import BisectionSettings
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    x = np.random.default_rng(0).uniform(0, 1, (50, 2)).astype(np.float32)
+    cost = certify.float_cost(network, x, 0.01, "linf", batch_size=16, repeats=1)
+    assert set(cost) == {"float32", "float64", "ratio"} and all(v > 0 for v in cost.values())
+    classifier = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).eval()
+    points = np.random.default_rng(1).uniform(0, 1, (10, 4)).astype(np.float32)
+    with torch.no_grad():
+        predicted = classifier(torch.as_tensor(points)).argmax(1).numpy()
+    cost = proven.float_cost(classifier, points, predicted, 3, np.full(10, 0.01), BisectionSettings(batch_size=4), 1)
+    assert set(cost) == {"float32", "float64", "ratio"} and all(v > 0 for v in cost.values())
