@@ -7,10 +7,10 @@ intersection does too, and it is what the tightened encoding uses: every ReLU it
 needs no binary variable, and smaller M's give a tighter LP relaxation.
 
 Rounding. Both are computed in float64 on float64 weights (the stored float32 ones cast
-exactly), and the encoding widens every bound by ``encoding.BOUND_SLACK`` (1 + |bound|),
+exactly), and the encoding widens every bound by ``encoding.BOUND_SLACK`` (1 + |bound|) =
 1e-9 (1 + |bound|). :meth:`L1BoundEngine.bounds` checks that widening against a stated bound
 on the rounding error of each bound: for CROWN, the a-priori bound of
-:mod:`nnassure.certify.bounds` (Higham's gamma_K times the magnitude propagation a_0 = |x| +
+:mod:`nnassure.certify.bounds` (gamma_K = K u / (1 - K u) times the magnitude propagation a_0 = |x| +
 eps, z = |W| a + |b|, a = 2 z after a ReLU, times ROUNDING_SAFETY (2 L + 2) for the
 intermediate bounds CROWN builds on) on the CROWN network (pooling rewritten with ReLUs); for
 interval arithmetic, the error it inherits from the enclosure it restarts from plus its own
@@ -185,7 +185,7 @@ class L1BoundEngine:
 
         The error of every bound is tracked: interval arithmetic's is |W| delta_in (the error of
         the enclosure it restarts from; ReLU and max pass it through) plus its own rounding,
-        ROUNDING_SAFETY gamma_{n+2} (|W| max(|lower|, |upper|) + |b|) (Higham Sec. 3.1), CROWN's
+        ROUNDING_SAFETY gamma_{n+2} (|W| max(|lower|, |upper|) + |b|) (a dot product's error bound), CROWN's
         is :meth:`crown_rounding_error`. A bound whose error exceeds encoding.BOUND_SLACK (1 +
         |bound|) is widened by it here; so the intersection is never looser than the interval
         bound unless that one must be widened itself.
@@ -224,7 +224,8 @@ class L1BoundEngine:
 
 
 def _gamma(operations: int) -> float:
-    """Higham's gamma_K = K u / (1 - K u), u the float64 unit roundoff."""
+    """gamma_K = K u / (1 - K u), u the float64 unit roundoff: the relative error bound of a sum of
+    products reached by at most K roundings."""
     k_u = operations * UNIT_ROUNDOFF
     return k_u / (1.0 - k_u)
 
