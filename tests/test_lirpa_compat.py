@@ -3,7 +3,7 @@
 1. Each of the four patches is present and does what it should.
 2. The patched auto_LiRPA gives the bounds of the upstream 0.3 algorithm: they are compared with an
    independent float64 numpy implementation of IBP and CROWN for ReLU MLPs written below, on seeded
-   networks (float64 auto_LiRPA: to ~1e-12; the pipeline's float32 BoundEngine: to ~1e-5), on a
+   networks (float64 auto_LiRPA, as the pipeline's BoundEngine runs it: to ~1e-12; float32: to ~1e-5), on a
    hand-computed network, and on the stored reference file tests/data/lirpa_reference.json
    (weights, inputs and bounds), like auto_LiRPA's own tests.
 
