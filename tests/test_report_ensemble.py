@@ -261,14 +261,22 @@ def problem():
 SETTINGS = SolveSettings(backends=("highs",), table_backend="highs", smt=False, time_limit=10, smt_time_limit=10)
 
 
-def test_a_failing_baseline_solver_is_an_error_and_the_row_goes_on(problem, monkeypatch):
+def _row_with_failing_baselines(problem: AttackProblem, monkeypatch: pytest.MonkeyPatch,
+                                error: Exception) -> dict:
+    """run_row with the baseline attackers raising ``error``."""
     import nnassure.ensemble.experiment as experiment
 
-    def failing(*args, **kwargs):
-        raise BaselineSolverError("the single-classifier MILP ended with status error (highs: Solve error)")
+    def failing(*args: object, **kwargs: object) -> None:
+        raise error
 
     monkeypatch.setattr(experiment, "baseline_values", failing)
     methods, _ = run_row(problem, SETTINGS)
+    return methods
+
+
+def test_a_failing_baseline_solver_is_an_error_and_the_row_goes_on(problem, monkeypatch):
+    methods = _row_with_failing_baselines(problem, monkeypatch, BaselineSolverError(
+        "the single-classifier MILP ended with status error (highs: Solve error)"))
     assert methods["baselines"]["verdict"] == "error"
     assert "BaselineSolverError: the single-classifier MILP ended with status error" in methods["baselines"]["note"]
     assert methods["milp_highs"]["verdict"] == "attack" and methods["maxmilp"]["verdict"] == "attack"
@@ -280,13 +288,8 @@ def test_a_failing_baseline_solver_is_an_error_and_the_row_goes_on(problem, monk
 
 
 def test_a_baseline_time_limit_is_a_timeout(problem, monkeypatch):
-    import nnassure.ensemble.experiment as experiment
-
-    def slow(*args, **kwargs):
-        raise BaselineTimeout("no attack found for a single classifier within 10 s")
-
-    monkeypatch.setattr(experiment, "baseline_values", slow)
-    methods, _ = run_row(problem, SETTINGS)
+    methods = _row_with_failing_baselines(problem, monkeypatch,
+                                          BaselineTimeout("no attack found for a single classifier within 10 s"))
     assert methods["baselines"]["verdict"] == "timeout"
 
 
@@ -312,14 +315,9 @@ def test_a_failing_milp_solver_is_an_error(problem, monkeypatch):
 
 
 def test_a_bug_is_not_recorded_as_a_solver_error(problem, monkeypatch):
-    import nnassure.ensemble.experiment as experiment
-
-    def bug(*args, **kwargs):
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")  # what torch raises on a shape bug
-
-    monkeypatch.setattr(experiment, "baseline_values", bug)
+    # what torch raises on a shape bug
     with pytest.raises(RuntimeError, match="shapes"):
-        run_row(problem, SETTINGS)
+        _row_with_failing_baselines(problem, monkeypatch, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
 @pytest.mark.parametrize(("status", "error"), [("timeout", BaselineTimeout), ("error", BaselineSolverError),
