@@ -31,6 +31,7 @@ from nnassure.ensemble.bounds import L1BoundEngine
 from nnassure.ensemble.encoding import _widened
 from nnassure.ensemble.layers import MaxPoolLayer, network_layers
 from nnassure.models import MLP, ConvSpec, MLPSpec, load_model, save_model
+from nnassure.models.mlp import Arctan
 from nnassure.proven.bisection import BisectionSettings, RiskEvaluator, margin_specification
 from nnassure.training import Hyperparameters, predict_classes, train_classifier, train_mlp
 
@@ -304,3 +305,40 @@ def test_the_rounding_bound_covers_float32_errors_at_float32_precision(classific
         assert (np.abs(lower32.double().numpy() - lower64.numpy()) <= bound32).all()
         assert (np.abs(upper32.double().numpy() - upper64.numpy()) <= bound32).all()
         assert (slack64 < 1e-8).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# S-shaped activations beyond auto_LiRPA 0.3's relaxation range (found by an independent attack)
+# ---------------------------------------------------------------------------------------------
+
+def _steep_network(activation: torch.nn.Module, out_weight: float, bias: float) -> torch.nn.Sequential:
+    """A first pre-activation 1000 * x1 reaches 1000 on the ball around (0.5, 0.5) of radius 0.5,
+    far beyond the [-500, 500] auto_LiRPA clamps it to before drawing the activation's lines."""
+    first, last = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1000.0, 0.0], [-1.0, 0.0]]))
+        first.bias.zero_()
+        last.weight.copy_(torch.tensor([[1.0, out_weight]]))
+        last.bias.fill_(bias)
+    return torch.nn.Sequential(first, activation, last)
+
+
+@pytest.mark.parametrize(("activation", "out_weight", "bias"), [
+    (torch.nn.Tanh(), 1.5, 0.12286558747291565), (torch.nn.Sigmoid(), 2.5, -0.2), (Arctan(), 2.5, 0.1)])
+def test_bounds_stay_sound_where_an_s_shaped_pre_activation_leaves_the_relaxation_range(
+        activation: torch.nn.Module, out_weight: float, bias: float) -> None:
+    network = _steep_network(activation, out_weight, bias)
+    engine = BoundEngine(network, 2)
+    center = np.array([[0.5, 0.5]])
+    grid = np.stack([np.linspace(0.0, 1.0, 200_001), np.full(200_001, 0.5)], axis=1)
+    with torch.no_grad():
+        true = engine.network(torch.as_tensor(grid))[:, 0].numpy()
+    for method in ("ibp", "crown"):
+        lower, upper = engine.bounds(center, 0.5, "linf", method)
+        assert lower.item() <= true.min() and upper.item() >= true.max(), method
+    # PROVEN's linear lower bounds of the margin (label 0 against 1 here) stay below it too.
+    spec = torch.tensor([[[1.0]]], dtype=torch.float64)
+    lA, lbias, _ = engine.linear_lower_bounds(center, np.array([0.5]), spec)
+    linear = grid @ lA[0, 0].numpy() + lbias[0, 0].item()
+    slack = engine.rounding_slack(center, 0.5, spec)[0, 0].item()
+    assert (linear - slack <= true).all()

@@ -175,6 +175,10 @@ class BoundEngine:
         self.network = copy.deepcopy(network).to(dtype).eval()
         self.layers = sequential_layers(self.network) if self.sound else []
         self._lirpa = lirpa
+        # auto_LiRPA's tanh node; its sigmoid and arctan nodes derive from it.
+        from auto_LiRPA.operators.activation import BoundTanh
+
+        self._lirpa_s_shaped = BoundTanh
         with _default_dtype(dtype):
             self.module = lirpa.BoundedModule(
                 self.network,
@@ -233,8 +237,18 @@ class BoundEngine:
                 return_A=True, needed_A_dict={output: [inputs]},
             )
         coefficients = a_dict[output][inputs]
-        lA = coefficients["lA"].reshape(len(x_t), C.shape[1], -1)
-        return lA.detach(), coefficients["lbias"].reshape(len(x_t), C.shape[1]).detach(), lower.detach()
+        lA = coefficients["lA"].reshape(len(x_t), C.shape[1], -1).detach()
+        lbias = coefficients["lbias"].reshape(len(x_t), C.shape[1]).detach()
+        lower = lower.detach()
+        beyond = self._beyond_relaxation_range()
+        if beyond is not None and bool(beyond.any()):
+            # Those rows' linear bounds are not bounds (see _beyond_relaxation_range); the constant
+            # IBP lower bound is, as a linear bound with zero slope.
+            ibp_lower, _ = self._compute_lirpa(x_t, self._perturbation(x_t, eps_t, "linf", None), "ibp", C)
+            lA = torch.where(beyond.reshape(-1, 1, 1), torch.zeros_like(lA), lA)
+            lbias = torch.where(beyond.reshape(-1, 1), ibp_lower, lbias)
+            lower = torch.where(beyond.reshape(-1, 1), ibp_lower, lower)
+        return lA, lbias, lower
 
     def _perturbation(
         self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None
@@ -251,7 +265,39 @@ class BoundEngine:
             return self._lirpa.PerturbationLpNorm(norm=2.0, eps=eps)
         raise ValueError(f"unknown norm {norm!r}; expected one of {sorted(NORM_VALUES)}")
 
+    def _beyond_relaxation_range(self) -> torch.Tensor | None:
+        """Rows whose last bound computation fed a tanh, sigmoid or arctan a pre-activation bound
+        beyond auto_LiRPA 0.3's ``x_limit`` (500), or ``None`` if the network has no such layer.
+
+        auto_LiRPA clamps those bounds to [-500, 500] before it draws the activation's linear
+        bounds (on the grounds that tanh(500) == 1 in floating point), but the lines are then used
+        over the whole unclamped interval, where a tangent with positive slope climbs above the
+        function: the bound is no longer a bound. IBP evaluates the activation at the interval's
+        ends and is not affected."""
+        rows = None
+        for node in self.module._modules.values():
+            if not isinstance(node, self._lirpa_s_shaped):
+                continue
+            source = node.inputs[0]
+            extent = torch.maximum(source.lower.abs(), source.upper.abs()).reshape(len(source.lower), -1)
+            beyond = (extent > node.x_limit).any(dim=1)
+            rows = beyond if rows is None else rows | beyond
+        return rows
+
     def _compute(
+        self, x: torch.Tensor, perturbation: object, method: str, C: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        lower, upper = self._compute_lirpa(x, perturbation, method, C)
+        if method == "ibp":
+            return lower, upper
+        beyond = self._beyond_relaxation_range()
+        if beyond is not None and bool(beyond.any()):
+            ibp_lower, ibp_upper = self._compute_lirpa(x, perturbation, "ibp", C)
+            keep = beyond.reshape(-1, *([1] * (lower.ndim - 1)))
+            lower, upper = torch.where(keep, ibp_lower, lower), torch.where(keep, ibp_upper, upper)
+        return lower, upper
+
+    def _compute_lirpa(
         self, x: torch.Tensor, perturbation: object, method: str, C: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         bounded = self._lirpa.BoundedTensor(x, perturbation)
