@@ -156,7 +156,7 @@ def test_certified_bounds_hold_for_the_float64_network(classification_model, sma
         assert samples[column].dtype == np.float64
     # A copy: verification_network() shares its layers with the model, which must stay float32.
     network64 = copy.deepcopy(classification_model.verification_network()).double()
-    x = frame[["x1", "x2"]].to_numpy(np.float32)
+    x = frame[["x1", "x2"]].to_numpy(np.float64)  # the stored points are the balls' centres
     rng = np.random.default_rng(0)
     for (norm, eps, _method), rows in samples.groupby(["norm", "eps", "method"]):
         lower, upper = rows["lower"].to_numpy(), rows["upper"].to_numpy()
