@@ -174,20 +174,22 @@ def test_milp_solves_more_than_smt():
     # without a robust MILP row, "robust ones included" does not hold (the paper has row 25 robust)
     docs = standard_documents()
     docs[1]["methods"]["milp_highs"] = record("timeout", None, 60.0)
-    long, _ = table(docs, "en_table4", "milp_highs")
-    assert by_claim(findings("en_table4", long), "MILP solves more").holds is False
+    assert holds(docs, "en_table4", "MILP solves more") is False
+
+
+def holds(docs: list, table_id: str, claim: str) -> bool | None:
+    """Whether the finding of ``table_id`` that starts with ``claim`` holds on ``docs``."""
+    long, _ = table(docs, table_id, "milp_highs")
+    return by_claim(findings(table_id, long), claim).holds
 
 
 def test_smt_does_not_terminate_on_robust_rows():
-    long, _ = table(standard_documents(), "en_table4", "milp_highs")
-    assert by_claim(findings("en_table4", long), "SMT does not terminate").holds is True
+    assert holds(standard_documents(), "en_table4", "SMT does not terminate") is True
     docs = standard_documents()
     docs[1]["methods"]["smt"] = record("robust", None, 3.0, backend="z3")
-    long, _ = table(docs, "en_table4", "milp_highs")
-    assert by_claim(findings("en_table4", long), "SMT does not terminate").holds is False
+    assert holds(docs, "en_table4", "SMT does not terminate") is False
     docs[1]["methods"]["milp_highs"] = record("timeout", None, 60.0)
-    long, _ = table(docs, "en_table4", "milp_highs")
-    assert by_claim(findings("en_table4", long), "SMT does not terminate").holds is None
+    assert holds(docs, "en_table4", "SMT does not terminate") is None
 
 
 def test_maxmilp_value_is_always_one():
@@ -196,11 +198,9 @@ def test_maxmilp_value_is_always_one():
     assert by_claim(found, "MaxMILP's attacks reach Val = 1").holds is True
     docs = standard_documents()
     docs[0]["methods"]["maxmilp"] = record("attack", 0.5, 3.0)
-    long, _ = table(docs, "en_table5", "milp_highs")
-    assert by_claim(findings("en_table5", long), "MaxMILP's attacks reach Val = 1").holds is False
+    assert holds(docs, "en_table5", "MaxMILP's attacks reach Val = 1") is False
     docs[0]["methods"]["maxmilp"] = record("timeout", None, 60.0)
-    long, _ = table(docs, "en_table5", "milp_highs")
-    assert by_claim(findings("en_table5", long), "MaxMILP's attacks reach Val = 1").holds is None
+    assert holds(docs, "en_table5", "MaxMILP's attacks reach Val = 1") is None
 
 
 def test_milp_and_maxmilp_agree_on_robustness_is_a_sanity_check():
@@ -211,11 +211,9 @@ def test_milp_and_maxmilp_agree_on_robustness_is_a_sanity_check():
     assert check.kind == "sanity check" and check.holds is True
     assert by_claim(findings("en_table5", long), "On robust ensembles MaxMILP sometimes").holds is True
     docs[1]["methods"]["maxmilp"] = record("robust", None, 5.0, optimal=True)
-    long, _ = table(docs, "en_table5", "milp_highs")
-    assert by_claim(findings("en_table5", long), "On robust ensembles MaxMILP sometimes").holds is False
+    assert holds(docs, "en_table5", "On robust ensembles MaxMILP sometimes") is False
     docs[1]["methods"]["maxmilp"] = record("attack", 1.0, 0.2)
-    long, _ = table(docs, "en_table5", "milp_highs")
-    assert by_claim(findings("en_table5", long), "MILP and MaxMILP agree").holds is False
+    assert holds(docs, "en_table5", "MILP and MaxMILP agree") is False
 
 
 def test_attacker_findings():
@@ -233,8 +231,7 @@ def test_attacker_findings():
     assert by_claim(found, "MaxMILP reaches value 1 where UA and BDA do not").holds is False
     assert by_claim(found, "MaxMILP's attack is at least as good").holds is False
     docs[0]["methods"]["baselines"] = baselines(uniform=0.5, best=0.25)
-    long, _ = table(docs, "en_table3", "milp_highs")
-    assert by_claim(findings("en_table3", long), "The best deterministic attacker usually").holds is False
+    assert holds(docs, "en_table3", "The best deterministic attacker usually") is False
 
 
 def test_compare_renders_the_findings_table():
