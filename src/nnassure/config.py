@@ -85,6 +85,10 @@ def one_of(choices: Sequence[str]) -> AfterValidator:
     return rule("one of " + ", ".join(choices), lambda v: v in choices)
 
 
+def one_of_ints(choices: Sequence[int]) -> AfterValidator:
+    return rule("one of " + ", ".join(map(str, choices)), lambda v: v in choices)
+
+
 def at_least(minimum: int) -> AfterValidator:
     return rule(f"an integer >= {minimum}", lambda v: v >= minimum)
 
@@ -102,6 +106,7 @@ Text = Annotated[str, BeforeValidator(_number_as_text)]
 PositiveFloat = Annotated[float, rule("a finite number > 0", lambda v: math.isfinite(v) and v > 0)]
 NonNegativeFloat = Annotated[float, rule("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)]
 PositiveInt = Annotated[int, at_least(1)]
+NonNegativeInt = Annotated[int, at_least(0)]
 Depth = Annotated[int, rule(f"an integer in 1..{MAX_DEPTH}", lambda v: 1 <= v <= MAX_DEPTH)]
 Dropout = Annotated[float, rule("a number in [0, 1)", lambda v: 0.0 <= v < 1.0)]
 Accuracy = Annotated[float, rule("an accuracy in [0, 1]", lambda v: 0.0 <= v <= 1.0)]
@@ -334,6 +339,95 @@ class EnsembleConfig(Section):
         return self
 
 
+VIDEO_MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out")
+VIDEO_NORMS = ("l1", "l2", "linf")
+VIDEO_GRADIENTS = ("autograd", "finite-difference")
+
+
+class FarnebackConfig(Section):
+    """``cv2.calcOpticalFlowFarneback``'s parameters. The common ``0.5, 3, 15, 3, 5, 1.2`` are
+    tuned for frames of hundreds of pixels: a 15-pixel window averages half of a 32-pixel frame,
+    and three pyramid levels shrink it to 8 pixels. At 32x32 with 1-3 pixels of motion per frame,
+    two levels (32, 16) cover the motion and a 7-pixel window (about one sprite width) keeps the
+    flow local; tests/test_video_data.py checks the flow of pure translations against the
+    renderer's shift."""
+
+    pyr_scale: Annotated[float, rule("a number in (0, 1)", lambda v: 0.0 < v < 1.0)] = 0.5
+    levels: PositiveInt = 2
+    winsize: Annotated[int, at_least(3)] = 7
+    iterations: PositiveInt = 3
+    poly_n: Annotated[int, one_of_ints((5, 7))] = 5
+    poly_sigma: PositiveFloat = 1.1
+
+
+class VideoConfig(Section):
+    """Maximum safe radius of video clips w.r.t. their optical flow (Wu & Kwiatkowska): synthetic
+    clips whose class is the motion, Farneback flow, a CNN + LSTM on the flow sequence, and the
+    upper (gradient search) and lower (admissible A*, CROWN) bounds of the MSR per test clip."""
+
+    # clips (video_data)
+    motions: Annotated[list[Annotated[str, one_of(VIDEO_MOTIONS)]],
+                       rule("at least 4 distinct motions of " + ", ".join(VIDEO_MOTIONS),
+                            lambda v: len(v) >= 4 and len(set(v)) == len(v))] = \
+        Field(default_factory=lambda: list(VIDEO_MOTIONS))
+    clips_per_class: Annotated[int, at_least(5)] = 80
+    frames: Annotated[int, at_least(3)] = 8
+    size: Annotated[int, at_least(16)] = 32
+    speed: Annotated[list[float], rule("[min, max] pixels per frame with 0 < min <= max",
+                                       lambda v: len(v) == 2 and 0 < v[0] <= v[1])] = \
+        Field(default_factory=lambda: [1.0, 2.0])
+    zoom: Annotated[list[float], rule("[min, max] relative scale change per frame with 0 < min <= max",
+                                      lambda v: len(v) == 2 and 0 < v[0] <= v[1])] = \
+        Field(default_factory=lambda: [0.04, 0.08])
+    noise: NonNegativeFloat = 0.03  # std of the per-frame pixel noise
+    split: Annotated[list[float], rule("three positive fractions (train, val, test) summing to 1",
+                                       lambda v: len(v) == 3 and all(f > 0 for f in v)
+                                       and abs(sum(v) - 1) <= 1e-9)] = \
+        Field(default_factory=lambda: [0.6, 0.2, 0.2])
+    seed: int = 0
+    # optical flow
+    farneback: FarnebackConfig = Field(default_factory=FarnebackConfig)
+    flow_pool: PositiveInt = 4  # average pooling of the flow to (size / flow_pool)^2 cells; 1 = none
+    # model (video_train): per-step CNN, then an LSTM over the steps
+    conv_channels: PositiveInt = 8
+    features: PositiveInt = 32
+    hidden: PositiveInt = 32
+    lr: PositiveFloat = 3e-3
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 32
+    max_epochs: PositiveInt = 60
+    patience: PositiveInt = 8
+    # bounds of the MSR, one job per analysed test clip (video_bounds)
+    clips: PositiveInt = 6  # correctly classified test clips analysed (a seeded choice)
+    clip: NonNegativeInt | None = None  # the clip one stage run works on (a Snakemake wildcard)
+    norm: Annotated[str, one_of(VIDEO_NORMS)] = "l2"  # of the upper bound and A*
+    upper_iterations: PositiveInt = 20
+    upper_gradient: Annotated[str, one_of(VIDEO_GRADIENTS)] = "autograd"
+    upper_step: PositiveFloat = 0.05  # relative step of the shrinking search (Eq. 8's epsilon)
+    astar_iterations: PositiveInt = 1000
+    astar_seconds: PositiveFloat = 30.0
+    astar_batch: PositiveInt = 256  # grid points evaluated per forward pass
+    tau_fraction: Annotated[float, rule("a number in (0, 1]", lambda v: 0.0 < v <= 1.0)] = 1.0  # of Eq. (5)'s tau
+    lirpa_method: Annotated[str, one_of(("ibp", "crown"))] = "crown"
+    lirpa_norms: Annotated[list[Annotated[str, one_of(VIDEO_NORMS)]], non_empty("a non-empty list of norms")] = \
+        Field(default_factory=lambda: ["l2", "linf"])
+    lirpa_tolerance: PositiveFloat = 0.01  # relative resolution of the bisection on eps
+    manipulated_flows: Annotated[list[PositiveInt], non_empty("a non-empty list of flow counts")] = \
+        Field(default_factory=lambda: [1, 2, 4, 7])  # Fig. 10: lower bounds with k manipulated flows
+    brightness: Annotated[list[PositiveFloat], non_empty("a non-empty list of brightness changes")] = \
+        Field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2])  # Fig. 8: added to every pixel of a frame
+    margin: NonNegativeFloat = 1e-6  # an adversarial flow must win by this logit margin in float64
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VideoConfig:
+        if self.size % self.flow_pool:
+            fail("video.flow_pool", self.flow_pool, f"a divisor of video.size ({self.size})")
+        for i, k in enumerate(self.manipulated_flows):
+            if k > self.frames - 1:
+                fail(f"video.manipulated_flows[{i}]", k, f"at most video.frames - 1 ({self.frames - 1}) flows")
+        return self
+
+
 class TrackingConfig(Section):
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
@@ -364,6 +458,7 @@ class Config(Section):
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     proven: ProvenConfig = Field(default_factory=ProvenConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     results_dir: Text = "results"

@@ -82,6 +82,28 @@ class ExperimentPaths:
         return self.root / "ensemble" / "rows" / f"{row}.npz"
 
     @property
+    def video_clips(self) -> Path:
+        """The synthetic clips with their Farneback flow and the renderer's true motion (video_data)."""
+        return self.root / "video" / "clips.npz"
+
+    @property
+    def video_model_stem(self) -> Path:
+        """The CNN + LSTM on the flow sequence (video_train): ``.safetensors`` + ``.json``."""
+        return self.root / "models" / "video" / "flow_lstm"
+
+    def video_bounds(self, clip: int | str) -> Path:
+        """Upper and lower bounds of the MSR of analysed test clip ``clip`` (0-based), a JSON summary."""
+        return self.root / "video" / "bounds" / f"{clip}.json"
+
+    def video_trace(self, clip: int | str) -> Path:
+        """Every bound of clip ``clip`` per iteration, as Parquet."""
+        return self.root / "video" / "bounds" / f"{clip}_trace.parquet"
+
+    def video_flows(self, clip: int | str) -> Path:
+        """Clip ``clip``'s frames, its flow and the adversarial flow behind its upper bound (``.npz``)."""
+        return self.root / "video" / "bounds" / f"{clip}_flows.npz"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

@@ -62,6 +62,17 @@ _ENSEMBLE_ARCHITECTURE = ("ensemble.depth", "ensemble.width", "ensemble.conv_fil
 _ENSEMBLE_SOLVE = ("ensemble.backends", "ensemble.table_backend", "ensemble.smt", "ensemble.time_limit",
                    "ensemble.smt_time_limit", "ensemble.bounds", "ensemble.margin")
 
+# The clips and their flow, then the network on them.
+_VIDEO_DATA = tuple(f"video.{k}" for k in ("motions", "clips_per_class", "frames", "size", "speed", "zoom",
+                                           "noise", "split", "seed", "farneback", "flow_pool"))
+_VIDEO_TRAINING = tuple(f"video.{k}" for k in ("conv_channels", "features", "hidden", "lr", "weight_decay",
+                                               "batch_size", "max_epochs", "patience", "seed"))
+_VIDEO_BOUNDS = tuple(f"video.{k}" for k in ("seed", "norm", "upper_iterations", "upper_gradient", "upper_step",
+                                             "astar_iterations", "astar_seconds", "astar_batch", "tau_fraction",
+                                             "lirpa_method", "lirpa_norms", "lirpa_tolerance",
+                                             "manipulated_flows", "brightness", "margin", "farneback",
+                                             "flow_pool"))
+
 STAGES: dict[str, StageKeys] = {
     "data": StageKeys(reads=("dataset",), job=_TRAINING_DATA),
     "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
@@ -92,6 +103,13 @@ STAGES: dict[str, StageKeys] = {
     "ensemble_row": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_SOLVE), job=("ensemble.row",)),
     "report_ensemble": StageKeys(reads=(*_ENSEMBLE_ROWS, "ensemble.time_limit", "ensemble.smt_time_limit",
                                         "ensemble.backends", "ensemble.table_backend", "ensemble.smt")),
+    "video_data": StageKeys(reads=_VIDEO_DATA),
+    "video_train": StageKeys(reads=_VIDEO_TRAINING),
+    # Brightness and the pixel-space check recompute Farneback, so the bounds read its keys too.
+    "video_bounds": StageKeys(reads=_VIDEO_BOUNDS, job=("video.clip",)),
+    "report_video": StageKeys(reads=("video.clips", "video.motions", "video.norm", "video.lirpa_norms",
+                                     "video.manipulated_flows", "video.brightness", "video.upper_iterations",
+                                     "video.astar_iterations")),
 }
 
 
