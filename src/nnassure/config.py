@@ -407,6 +407,9 @@ class VideoConfig(Section):
     astar_iterations: PositiveInt = 1000
     astar_seconds: PositiveFloat = 30.0
     astar_batch: PositiveInt = 256  # grid points evaluated per forward pass
+    # Player II's dimensions (Def. 7): the A* grid spans this many flow dimensions of each manipulated
+    # flow, the most salient at the clip's flow (largest |d margin / d p|); its bound covers that subspace.
+    astar_dims_per_flow: PositiveInt = 2
     tau_fraction: Annotated[float, rule("a number in (0, 1]", lambda v: 0.0 < v <= 1.0)] = 1.0  # of Eq. (5)'s tau
     lirpa_method: Annotated[str, one_of(("ibp", "crown"))] = "crown"
     lirpa_norms: Annotated[list[Annotated[str, one_of(VIDEO_NORMS)]], non_empty("a non-empty list of norms")] = \

@@ -68,7 +68,8 @@ _VIDEO_DATA = tuple(f"video.{k}" for k in ("motions", "clips_per_class", "frames
 _VIDEO_TRAINING = tuple(f"video.{k}" for k in ("conv_channels", "features", "hidden", "lr", "weight_decay",
                                                "batch_size", "max_epochs", "patience", "seed"))
 _VIDEO_BOUNDS = tuple(f"video.{k}" for k in ("seed", "norm", "upper_iterations", "upper_gradient", "upper_step",
-                                             "astar_iterations", "astar_seconds", "astar_batch", "tau_fraction",
+                                             "astar_iterations", "astar_seconds", "astar_batch", "astar_dims_per_flow",
+                                             "tau_fraction",
                                              "lirpa_method", "lirpa_norms", "lirpa_tolerance",
                                              "manipulated_flows", "brightness", "margin", "farneback",
                                              "flow_pool"))
