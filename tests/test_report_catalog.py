@@ -24,16 +24,18 @@ def test_every_entry_has_a_family_paper_caption_and_source():
     assert len(ids) == len(set(ids))
     for e in catalog.ENTRIES:
         assert e.family in catalog.FAMILIES and e.paper in PAPERS and e.kind in ("table", "figure")
-        assert re.fullmatch(r"(vc|pv|en)_(table|fig)\w*", e.id) and e.id.split("_")[1].startswith(e.kind[:3])
+        assert re.fullmatch(r"(vc|pv|en|vd)_(table|fig)\w*", e.id) and e.id.split("_")[1].startswith(e.kind[:3])
         sentences = [s for s in re.split(r"(?<=[.;])\s+(?=[A-Z])", e.caption) if s]
         assert e.caption.endswith(".") and 1 <= len(sentences) <= 3, e.caption
         assert e.reproduces == "not in the paper" or re.match(r"(Table|Fig\.|Figure) \w+ \((Sec\.|Appendix)",
                                                               e.reproduces), e.reproduces
     assert {e.id for e in catalog.entries("ensemble")} == {f"en_table{n}" for n in range(1, 7)}
+    assert [e.id for e in catalog.entries("video")] == ["vd_table1", "vd_fig4", "vd_fig5", "vd_fig7", "vd_fig8",
+                                                        "vd_fig10"]
     with pytest.raises(KeyError):
         catalog.entry("xx_table9")
     with pytest.raises(KeyError):
-        catalog.entries("video")
+        catalog.entries("no-such-family")
 
 
 def test_catalog_ids_are_the_ids_the_report_code_writes():
@@ -65,6 +67,10 @@ def test_outputs_follow_the_config(overrides):
         assert proven["pv_fig1"][-1] == paths.tables / "pv_fig1.compare.md"
     assert catalog.output_files(cfg, "vc_table4") == (vc.get("vc_table4") or [])
     assert len(catalog.family_files(cfg, "ensemble")) == 6 * 4
+    video = catalog.outputs(cfg, "video")
+    assert video["vd_table1"] == [paths.tables / f"vd_table1.{x}" for x in ("csv", "md", "tex", "compare.md")]
+    assert video["vd_fig4"] == [paths.figures / "vd_fig4.png", paths.figures / "vd_fig4.pdf"]
+    assert video["vd_fig7"][-1] == paths.tables / "vd_fig7.compare.md"
 
 
 def test_the_old_entry_points_return_the_catalog_files():

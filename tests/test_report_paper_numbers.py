@@ -25,6 +25,7 @@ def test_every_paper_loads_with_its_tables():
     assert tables["proven-probabilistic-certificates"] == {"table2a", "table2b", "table2c", "table2d", "table2e",
                                                             "table3", "table4"}
     assert tables["ensemble-robustness-milp"] == {f"table{n}" for n in range(1, 7)} | {"settings"}
+    assert tables["video-robustness-optical-flow"] == {"fig7", "fig7_class", "fig5", "fig8", "efficiency"}
     for p in PAPERS:
         for t in paper_numbers(p).tables.values():
             assert t.source.startswith(("Table", "Fig", "Sec.")), t.source
@@ -44,6 +45,9 @@ def test_printed_values_spot_checks():
     en = paper_table("ensemble-robustness-milp", "table5").set_index("id")
     assert en.loc[2, "maxmilp_val"] == "1.00*" and en.loc[23, "milp_time"] == "-TO-"
     assert len(paper_table("ensemble-robustness-milp", "table4")) == 38
+    fig7 = paper_table("video-robustness-optical-flow", "fig7").set_index("bound")
+    assert fig7.loc["upper", "value"] == 5670.31 and fig7.loc["lower", "iterations"] == 1000
+    assert paper_table("video-robustness-optical-flow", "fig8")["value"].tolist() == [548.68]
 
 
 def test_the_paper_numbers_have_one_home():

@@ -1,4 +1,4 @@
-"""Every table and figure the report stages write, for the three paper families: its id, the
+"""Every table and figure the report stages write, for the four paper families: its id, the
 paper it reproduces, a caption, and its output files for a composed config.
 
 This module imports neither torch nor the report code (only omegaconf and nnassure.paths), so the
@@ -17,13 +17,15 @@ from omegaconf import DictConfig
 
 from nnassure.paths import ExperimentPaths
 
-Family = Literal["verified-classification", "proven", "ensemble"]
-FAMILIES: tuple[str, ...] = ("verified-classification", "proven", "ensemble")
+Family = Literal["verified-classification", "proven", "ensemble", "video"]
+FAMILIES: tuple[str, ...] = ("verified-classification", "proven", "ensemble", "video")
 # the paper behind each family (also the stem of its numbers in report/paper/<paper>.yaml)
 PAPER_OF_FAMILY = {"verified-classification": "verified-classification-lirpa",
                    "proven": "proven-probabilistic-certificates",
-                   "ensemble": "ensemble-robustness-milp"}
-STAGE_OF_FAMILY = {"verified-classification": "report", "proven": "report_proven", "ensemble": "report_ensemble"}
+                   "ensemble": "ensemble-robustness-milp",
+                   "video": "video-robustness-optical-flow"}
+STAGE_OF_FAMILY = {"verified-classification": "report", "proven": "report_proven", "ensemble": "report_ensemble",
+                   "video": "report_video"}
 TABLE_OF_DATASET = {"a": "vc_table3", "b": "vc_table4", "c": "vc_table5"}
 TABLE_EXTENSIONS = ("csv", "md", "tex")
 FIGURE_EXTENSIONS = ("png", "pdf")
@@ -35,7 +37,7 @@ def _always(cfg: DictConfig) -> bool:
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    id: str  # e.g. vc_table1, pv_fig1, en_table3
+    id: str  # e.g. vc_table1, pv_fig1, en_table3, vd_fig7
     family: Family
     kind: Literal["table", "figure"]
     reproduces: str  # the paper's table or figure and section, or "not in the paper"
@@ -149,6 +151,41 @@ ENTRIES: tuple[CatalogEntry, ...] = (
                  produced_by=_gaussian),
     *(CatalogEntry(f"en_table{n}", "ensemble", "table", reproduces, caption) for n, (reproduces, caption)
       in _EN.items()),
+    CatalogEntry("vd_table1", "video", "table", "not in the paper",
+                 "Per analysed test clip: true and predicted motion, the upper bound of the maximum safe radius "
+                 "w.r.t. the flow (gradient search; a found adversarial flow and its class, or \"none found\"), "
+                 "the A* lower bound on its subspace, the CROWN-certified lower bounds (L2, Linf), the gap and "
+                 "the seconds of each bound, and whether the adversarial flow survives as a pixel-space attack. "
+                 "The CROWN bounds are proven by bound propagation, the A* bound holds as far as its Lipschitz "
+                 "constant does (Sec. 3.3) and the upper bound is an adversarial flow found and checked; \"ERR\" "
+                 "marks a bound that failed. "
+                 "The paper prints no table; the compare file sets its Sec. 6 numbers beside ours."),
+    CatalogEntry("vd_fig4", "video", "figure", "Fig. 4 (Sec. 6.1)",
+                 "The frames of one clip and the Farneback optical flow between each adjacent pair, as arrows on "
+                 "the frame, magnitude and direction. Nothing here is proven: it shows the input the network "
+                 "reads.", compare=False),
+    CatalogEntry("vd_fig5", "video", "figure", "Fig. 5 (Sec. 6.1)",
+                 "The clip with the smallest relative upper bound: magnitude and direction of its original flow, "
+                 "of the adversarial perturbation and of the perturbed flow, on the flows the perturbation changes "
+                 "most. The perturbed flow is checked (the network classifies it into another motion), not proven "
+                 "minimal.", compare=False),
+    CatalogEntry("vd_fig7", "video", "figure", "Fig. 7 (Sec. 6.2)",
+                 "Converging bounds over iterations, every clip faint and one clip bold: the upper bound of the "
+                 "gradient search, the A* lower bound and the CROWN-certified lower bound, each on its own axis "
+                 "as in the paper. Every CROWN point is proven (A*'s as far as its Lipschitz constant holds) and every "
+                 "upper-bound point is an adversarial flow found; monotone curves are true by construction "
+                 "(running minimum and maximum)."),
+    CatalogEntry("vd_fig8", "video", "figure", "Fig. 8 (Sec. 6.3)",
+                 "Brightness: (a) one frame brightened by each listed delta and its flow; (b) the change of the "
+                 "flow against the pixel distance beside the certified radius; (c) the brightness lower bound per "
+                 "delta. Safety is checked at the listed deltas (each brightened clip classified, its flow inside "
+                 "the certified ball), not proven over a brightness interval."),
+    CatalogEntry("vd_fig10", "video", "figure", "Fig. 10 (Sec. 6.4)",
+                 "Lower bounds of the maximum safe radius against the number k of manipulated flows (A* and "
+                 "CROWN-certified, per clip) and the A* lower bound over iterations for each k on one clip. Every "
+                 "point is a lower bound for manipulations of those k flows (CROWN's proven, A*'s as far as its "
+                 "Lipschitz constant holds); the claim that fewer flows "
+                 "converge faster is a finding on these numbers."),
 )
 _BY_ID = {e.id: e for e in ENTRIES}
 
@@ -174,7 +211,7 @@ def output_files(cfg: DictConfig, table_id: str) -> list[Path]:
 
 
 def outputs(cfg: DictConfig, family: str | None = None) -> dict[str, list[Path]]:
-    """Files by id of everything ``cfg`` produces (of one family, or of all three)."""
+    """Files by id of everything ``cfg`` produces (of one family, or of all of them)."""
     return {e.id: e.files(cfg) for e in entries(family) if e.produced(cfg)}
 
 

@@ -1,7 +1,7 @@
-"""The numbers the three papers print, loaded from ``nnassure/report/paper/<paper>.yaml``.
+"""The numbers the papers print, loaded from ``nnassure/report/paper/<paper>.yaml``.
 
 They serve only the side-by-side ``.compare.md`` files; nothing in our tables is taken from here.
-Every paper uses the same format, so one loader with one schema check reads all three: a
+Every paper uses the same format, so one loader with one schema check reads them all: a
 ``paper`` citation and ``tables``, each with
 
 - ``source``: which table (and section) of the paper it transcribes,
@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-PAPERS = ("verified-classification-lirpa", "proven-probabilistic-certificates", "ensemble-robustness-milp")
+PAPERS = ("verified-classification-lirpa", "proven-probabilistic-certificates", "ensemble-robustness-milp",
+          "video-robustness-optical-flow")
 VALUE_TYPES = {"number": (int, float), "string": (str,)}
 TABLE_KEYS = {"source", "key", "values", "columns", "rows"}
 
