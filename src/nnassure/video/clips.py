@@ -6,7 +6,7 @@ is carried by its temporal dynamics, captured by the optical flow P(v) of Def. 4
 perturbing the flow (Def. 5) is perturbing what the network decides on. Each clip is ``frames``
 grey frames of ``size`` x ``size`` in [0, 1]: a textured sprite (a scikit-learn digit or a filled
 circle, square or triangle drawn with OpenCV) moving over a static textured background (smooth
-blobs or stripes), plus Gaussian pixel noise drawn afresh per frame. The motion is the class:
+blobs), plus Gaussian pixel noise drawn afresh per frame. The motion is the class:
 ``left``, ``right``, ``up``, ``down`` translate the sprite by a speed drawn from ``speed`` pixels
 per frame, ``zoom_in`` and ``zoom_out`` scale it about its centre by a relative change drawn
 from ``zoom`` per frame. The sprite is placed so that it stays inside the frame over the whole
@@ -96,18 +96,15 @@ def _smooth_pattern(rng: np.random.Generator, cells: int, size: int) -> np.ndarr
     return (pattern - low) / max(high - low, 1e-6)
 
 
-def _stripes(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Sinusoidal stripes in [0, 1] of random orientation, period (6 to 14 pixels) and phase."""
-    angle = rng.uniform(0.0, np.pi)
-    period = rng.uniform(6.0, 14.0)
-    phase = rng.uniform(0.0, 2 * np.pi)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    return 0.5 + 0.5 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period + phase)
-
-
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A static textured background, darker than the sprite: smooth blobs or stripes in about [0.05, 0.45]."""
-    pattern = _smooth_pattern(rng, int(rng.integers(3, 6)), size) if rng.random() < 0.5 else _stripes(rng, size)
+    """A static background of smooth random blobs, darker than the sprite, in about [0.05, 0.45].
+
+    Blobs, not stripes: where the sprite covers and uncovers a high-contrast periodic texture,
+    Farneback's flow on the sprite is pulled along the stripes' normal (measured on 200 noiseless
+    translation clips: median error on the sprite up to 1.0 px, and the pooled flow pointing the
+    wrong way in 13 clips; with blobs at most 0.12 px and never the wrong way).
+    """
+    pattern = _smooth_pattern(rng, int(rng.integers(3, 7)), size)
     low, high = rng.uniform(0.05, 0.15), rng.uniform(0.3, 0.45)
     return (low + (high - low) * pattern).astype(np.float32)
 

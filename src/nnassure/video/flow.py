@@ -164,10 +164,20 @@ def brightness_distance(frames: np.ndarray, delta: float, frame_index: int) -> f
     return float(np.linalg.norm(change.astype(np.float64).ravel()))
 
 
-def endpoint_error(flows: np.ndarray, true_flows: np.ndarray) -> float:
-    """Mean endpoint error ||p - p_true||_2 over all cells of flows ``(..., 2, H, W)``, in pixels per frame."""
+def endpoint_error(flows: np.ndarray, true_flows: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean endpoint error ||p - p_true||_2 over the cells of flows ``(..., 2, H, W)``, in pixels per frame.
+
+    ``where`` (the flows' shape without the component axis) restricts the mean to some cells,
+    e.g. those the sprite moves in; NaN if it selects none.
+    """
     flows, true_flows = np.asarray(flows), np.asarray(true_flows)
     if flows.shape != true_flows.shape or flows.ndim < 3 or flows.shape[-3] != 2:
         raise ValueError(f"invalid flows of shapes {flows.shape} and {true_flows.shape}: expected equal (..., 2, H, W)")
     difference = flows.astype(np.float64) - true_flows.astype(np.float64)
-    return float(np.sqrt((difference**2).sum(axis=-3)).mean())
+    errors = np.sqrt((difference**2).sum(axis=-3))
+    if where is None:
+        return float(errors.mean())
+    where = np.asarray(where, dtype=bool)
+    if where.shape != errors.shape:
+        raise ValueError(f"invalid where of shape {where.shape}: expected {errors.shape}")
+    return float(errors[where].mean()) if where.any() else float("nan")
