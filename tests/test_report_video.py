@@ -280,6 +280,13 @@ def test_brightness_findings_hold_and_fail():
     assert sound.holds is False and sound.kind == "sanity check"
 
 
+def test_unchecked_brightness_is_undecided_and_missing_deltas_are_named():
+    unchecked = documents(lambda d: d[1]["brightness"][0].update(inside_certified=None))
+    assert report.listed_safe_finding(report.brightness_frame(unchecked)).holds is None
+    text = report.fig8_compare(report.brightness_frame(documents()), [0.05, 0.1, 0.2])
+    assert "548.68" in text and "no result for clip 0 delta 0.1, clip 1 delta 0.1, clip 2 delta 0.1" in text
+
+
 # --------------------------------------------------------------------------------------------
 # vd_fig10
 

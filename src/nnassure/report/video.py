@@ -150,6 +150,15 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def _is_true(value: Any) -> bool:
+    """A JSON true, also after pandas turned it into a numpy bool."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
+def _is_false(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_)) and not bool(value)
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if _finite(value) else NO_VALUE
 
@@ -235,7 +244,7 @@ def _gap_cell(row: Mapping[str, Any], norm: str) -> str:
 
 
 def _pixel_cell(value: Any) -> str:
-    return {True: "yes", False: "no"}.get(value, NO_VALUE) if value is not None and not pd.isna(value) else NO_VALUE
+    return "yes" if _is_true(value) else "no" if _is_false(value) else NO_VALUE
 
 
 def table1_display(long: pd.DataFrame, norms: Sequence[str]) -> pd.DataFrame:
@@ -356,8 +365,8 @@ def pixel_finding(long: pd.DataFrame) -> Finding:
     still misclassified (the video_bounds stage's pixel check)."""
     claim = ("The attack survives in pixel space for most clips: the frames warped by the adversarial flow are "
              "still misclassified (not in the paper)")
-    decided = [(c, bool(v)) for c, v in zip(long["clip"], long["pixel_survives"], strict=True)
-               if v is not None and not pd.isna(v)]
+    decided = [(c, _is_true(v)) for c, v in zip(long["clip"], long["pixel_survives"], strict=True)
+               if _is_true(v) or _is_false(v)]
     if not decided:
         return Finding(claim, None, "no clip has an adversarial flow with a pixel-space check")
     survived = sum(v for _, v in decided)
@@ -552,23 +561,27 @@ def fig7(traces: pd.DataFrame, documents: Sequence[Mapping[str, Any]], norms: Se
     """Converging bounds: upper bound, A* lower bound and LiRPA lower bounds per iteration, each
     panel its own y scale (the paper's two axes), every clip faint and one bold."""
     bold = representative(documents)
-    panels = [("upper", "upper bound (gradient search)", "tab:red"), ("astar", "A* lower bound (subspace)", "tab:blue")]
-    panels += [(f"lirpa_{n}", f"LiRPA {NORM_LABEL.get(n, n)} lower bound", "tab:green") for n in norms]
+    panels = [("upper", "upper bound (gradient search)", "tab:red", "gradient iteration"),
+              ("astar", "A* lower bound (subspace)", "tab:blue", "A* iteration")]
+    panels += [(f"lirpa_{n}", f"LiRPA {NORM_LABEL.get(n, n)} lower bound", "tab:green", "bisection step")
+               for n in norms]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.8), squeeze=False)
-    for ax, (bound, title, colour) in zip(axes[0], panels, strict=True):
-        drawn = False
+    for ax, (bound, title, colour, xlabel) in zip(axes[0], panels, strict=True):
+        drawn, faint = False, False
         for d in documents:
             part = _series(traces, int(d["clip"]), bound)
             if part.empty:
                 continue
             drawn = True
             strong = int(d["clip"]) == bold
+            label = f"clip {d['clip']}" if strong else (None if faint else "other clips")
+            faint = faint or not strong
             ax.step(part["iteration"], part["value"], where="post", color=colour, alpha=1.0 if strong else 0.25,
-                    lw=2.0 if strong else 1.0, label=f"clip {d['clip']}" if strong else None)
+                    lw=2.0 if strong else 1.0, label=label)
         if not drawn:
             ax.text(0.5, 0.5, "no trace", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("iteration")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("distance in flow space")
         if drawn:
             ax.legend(fontsize=8)
@@ -729,23 +742,28 @@ def listed_safe_finding(frame: pd.DataFrame) -> Finding:
              "inside the certified ball (Sec. 6.3)")
     if frame.empty:
         return Finding(claim, None, "no brightness result")
-    failures = []
+    failures, unchecked = [], []
     for r in frame.itertuples():
         if r.predicted_class != r.clip_class:
             failures.append(f"clip {r.clip} delta {r.delta:g}: class {r.clip_class} -> {r.predicted_class}")
-        elif r.inside_certified is not True:
-            failures.append(f"clip {r.clip} delta {r.delta:g}: flow "
-                            + ("outside the certified ball" if r.inside_certified is False else "not checked"))
+        elif _is_false(r.inside_certified):
+            failures.append(f"clip {r.clip} delta {r.delta:g}: flow outside the certified ball")
+        elif not _is_true(r.inside_certified):
+            # no certified ball to test against (its bound errored): undecided, not unsafe
+            unchecked.append(f"clip {r.clip} delta {r.delta:g}")
     deltas = ", ".join(f"{d:g}" for d in sorted(set(frame["delta"])))
-    return Finding(claim, not failures, "; ".join(failures) if failures else
-                   f"all {len(frame)} brightened clips keep their class inside the ball (deltas {deltas})")
+    if failures:
+        return Finding(claim, False, "; ".join(failures))
+    if unchecked:
+        return Finding(claim, None, f"no failure, but not checked against a certified ball: {', '.join(unchecked)}")
+    return Finding(claim, True, f"all {len(frame)} brightened clips keep their class inside the ball (deltas {deltas})")
 
 
 def inside_keeps_class_finding(frame: pd.DataFrame) -> Finding:
     """Sanity check: a flow inside a certified ball cannot change the class; a failure is a bug in
     the certificate or in the check."""
     claim = "A brightened clip whose flow lies inside the certified ball keeps its class (the certificate is sound)"
-    inside = frame[frame["inside_certified"].map(lambda v: v is True)]
+    inside = frame[frame["inside_certified"].map(_is_true)]
     if inside.empty:
         return sanity(claim, None, "no brightened flow inside a certified ball")
     changed = inside[inside["predicted_class"] != inside["clip_class"]]
@@ -774,7 +792,8 @@ def fig8(arrays: Mapping[str, np.ndarray], frame: pd.DataFrame, bold: int) -> pl
     fig = plt.figure(figsize=(max(3.0 * (k + 1), 9.0), 8.0))
     grid = fig.add_gridspec(3, max(k + 1, 2), height_ratios=[1, 1, 1.3])
     part = frame[frame["clip"] == bold].set_index("delta")
-    frame_index = int(part["frame"].iloc[0]) if len(part) and part["frame"].notna().any() else 0
+    known_frames = part["frame"].dropna() if len(part) else pd.Series(dtype=float)
+    frame_index = int(known_frames.iloc[0]) if len(known_frames) else 0
     flows = np.asarray(arrays["flow"])
     t = min(frame_index, flows.shape[0] - 1)
     images = [(np.asarray(arrays["frames"])[frame_index], flows[t], "original")]
@@ -815,12 +834,19 @@ def fig8(arrays: Mapping[str, np.ndarray], frame: pd.DataFrame, bold: int) -> pl
     return fig
 
 
-def fig8_compare(frame: pd.DataFrame) -> str:
+def fig8_compare(frame: pd.DataFrame, deltas: Sequence[float] = ()) -> str:
+    """vd_fig8.compare.md; ``deltas``: the configured brightness deltas (video.brightness), so that a
+    clip without a result for one of them is named."""
     paper = _paper("fig8").set_index("bound")
     lines = ["# vd_fig8 compared with the paper's Fig. 8", "",
              f"The paper ({_source('fig8')}): after {int(paper.loc['brightness_lower', 'iterations'])} iterations the "
              f"lower bound is {paper.loc['brightness_lower', 'value']:.2f} (L2), and the flow of a brightened frame is "
              "not significantly affected. Ours per clip and listed delta:", ""]
+    if deltas:
+        lacking = [f"clip {c} delta {d:g}" for c, part in frame.groupby("clip", sort=True) for d in deltas
+                   if not np.isclose(part["delta"].to_numpy(dtype=float), float(d)).any()]
+        lines[-1:-1] = [f"Configured deltas: {', '.join(f'{float(d):g}' for d in deltas)}"
+                        + (f"; no result for {', '.join(lacking)}." if lacking else ".")]
     if frame.empty:
         lines.append("No brightness result.")
     else:

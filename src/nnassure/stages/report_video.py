@@ -52,7 +52,8 @@ def main(cfg: DictConfig) -> None:
 
         brightness = report.brightness_frame(documents)
         save_figure(report.fig8(arrays[bold], brightness, bold), paths.figures, "vd_fig8")
-        write_text(report.fig8_compare(brightness), paths.tables / "vd_fig8.compare.md")
+        write_text(report.fig8_compare(brightness, [float(d) for d in v.brightness]),
+                   paths.tables / "vd_fig8.compare.md")
 
         manipulated = report.manipulated_frame(documents)
         save_figure(report.fig10(manipulated, traces, bold, [int(k) for k in v.manipulated_flows]), paths.figures,
