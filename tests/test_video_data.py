@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nnassure.config import compose
-from nnassure.errors import InputFileError
+from nnassure.errors import ConfigError, InputFileError
 from nnassure.stage_keys import project
 from nnassure.video.clips import (
     MOTIONS,
@@ -111,9 +111,14 @@ def test_sprite_stays_inside_the_frame(motion):
             assert np.abs(mass / mass[0] - 1).max() < 0.02, (motion, seed)
 
 
-def test_a_motion_that_cannot_stay_inside_the_frame_is_refused():
-    with pytest.raises(ValueError, match="cannot keep a right sprite inside 32 x 32 frames"):
-        render_clip("right", np.random.default_rng(0), speed=(4.0, 4.0))
+def test_a_motion_that_cannot_stay_inside_the_frame_is_refused_whatever_the_seed():
+    # Refused from the ranges, not from the draw: even a slow left clip of these ranges is refused.
+    with pytest.raises(ValueError, match="cannot keep a sprite inside 32 x 32 frames over 8 frames"):
+        render_clip("left", np.random.default_rng(0), speed=(1.0, 4.0))
+    with pytest.raises(ValueError, match=r"zoom=\[0.2, 0.2\]"):
+        render_clip("zoom_out", np.random.default_rng(0), zoom=(0.2, 0.2))
+    with pytest.raises(ConfigError, match="invalid video config: cannot keep a sprite"):
+        build_video_dataset(_video_cfg("video.clips_per_class=5", "video.speed=[1,4]"), progress=False)
 
 
 def test_true_flow_is_the_renderers_motion():

@@ -41,6 +41,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from omegaconf import DictConfig
 from sklearn.datasets import load_digits
 from tqdm import tqdm
 
@@ -166,13 +167,21 @@ def render_clip(motion: str, rng: np.random.Generator, *, frames: int = 8, size:
     """Render one clip of ``motion`` with the random choices drawn from ``rng`` (see the module docstring).
 
     ``sprite`` fixes the sprite kind (one of :data:`SPRITES`) instead of drawing it. Raises
-    ValueError when the motion cannot stay inside the frame (e.g. a speed too high for the clip
-    length), rather than rendering a sprite that leaves it.
+    ValueError when the fastest motion of ``speed`` or ``zoom`` could not stay inside the frame
+    over the clip (e.g. a speed too high for the clip length), whatever the motion drawn.
     """
     if motion not in MOTIONS:
         raise ValueError(f"invalid motion={motion!r}: expected one of {', '.join(MOTIONS)}")
     if sprite is not None and sprite not in SPRITES:
         raise ValueError(f"invalid sprite={sprite!r}: expected one of {', '.join(SPRITES)} or None")
+    # The widest extent any clip of these ranges can need (the whole canvas at the largest scale,
+    # plus the path), checked up front so that a config is refused whatever the seed.
+    extent = _CANVAS - 1
+    needed = max(_TRANSLATION_SCALE[1] * extent + max(speed) * (frames - 1),
+                 _ZOOM_SMALLEST[1] * (1.0 + max(zoom)) ** (frames - 1) * extent)
+    if needed > size - 1 - 2 * (_MARGIN + 1):
+        raise ValueError(f"cannot keep a sprite inside {size} x {size} frames over {frames} frames "
+                         f"(speed={list(speed)}, zoom={list(zoom)}): expected a slower motion or a shorter clip")
     kind = sprite if sprite is not None else SPRITES[int(rng.integers(len(SPRITES)))]
     alpha, intensity = _sprite(kind, rng)
     steps = np.arange(frames, dtype=np.float64)
@@ -189,11 +198,8 @@ def render_clip(motion: str, rng: np.random.Generator, *, frames: int = 8, size:
     rows, cols = np.nonzero(alpha > 0.01)
     centre = np.empty(2)
     for axis, support in enumerate((cols, rows)):
-        low, high = _centre_range(support.min() - middle, support.max() - middle, offsets[:, axis], scales, size)
-        if low > high:
-            raise ValueError(f"cannot keep a {motion} sprite inside {size} x {size} frames over {frames} frames "
-                             f"(speed={list(speed)}, zoom={list(zoom)}): expected a slower motion or a shorter clip")
-        centre[axis] = rng.uniform(low, high)
+        centre[axis] = rng.uniform(*_centre_range(support.min() - middle, support.max() - middle, offsets[:, axis],
+                                                  scales, size))
     background = _background(rng, size)
     premultiplied = alpha * intensity
     video, coverage, matrices = [], [], []
@@ -366,19 +372,18 @@ def load_video_dataset(path: str | Path) -> VideoDataset:
                         flow_pool)
 
 
-def build_video_dataset(video_cfg: Any, progress: bool = True) -> VideoDataset:
+def build_video_dataset(video_cfg: DictConfig, progress: bool = True) -> VideoDataset:
     """Render, extract the flow of and split the clips of a ``video`` config section (``VideoConfig``).
 
     Clip i shows ``motions[i % K]`` and draws its randomness from the i-th child of
     ``SeedSequence(seed)``, so the data set is a function of the config, and raising
     ``clips_per_class`` keeps the clips already there. The split is stratified by motion
-    (:func:`nnassure.data.images.split_indices`). Raises :class:`ConfigError` for a frame size
-    that ``flow_pool`` does not divide or a motion that cannot stay inside the frame.
+    (:func:`nnassure.data.images.split_indices`). Raises :class:`ConfigError` for a motion that
+    cannot stay inside the frame (``VideoConfig`` already refuses a ``flow_pool`` not dividing
+    ``size``).
     """
     motions = [str(m) for m in video_cfg.motions]
     size, length, pool = int(video_cfg.size), int(video_cfg.frames), int(video_cfg.flow_pool)
-    if size % pool:
-        raise ConfigError(f"invalid video.flow_pool={pool} for video.size={size}: expected a divisor of the size")
     params = {key: video_cfg.farneback[key] for key in FARNEBACK_KEYS}
     n = len(motions) * int(video_cfg.clips_per_class)
     labels = np.arange(n, dtype=np.int64) % len(motions)
