@@ -319,6 +319,8 @@ BAD_FILES = [
     ("pool not dividing", lambda a: {"flow_pool": np.array(5)}, "cannot be pooled by flow_pool=5"),
     ("farneback not JSON", lambda a: {"farneback": np.array("winsize=7")}, "farneback is not JSON"),
     ("farneback incomplete", lambda a: {"farneback": np.array('{"winsize": 7}')}, "farneback parameters lack"),
+    ("farneback text value", lambda a: {"farneback": np.array(str(a["farneback"]).replace("7", '"7"'))},
+     "farneback parameter winsize is '7'; expected a number"),
     ("float flow_pool", lambda a: {"flow_pool": np.array(4.0)}, "flow_pool has dtype float64"),
 ]
 
