@@ -353,6 +353,7 @@ def lirpa_vs_astar_finding(documents: Sequence[Mapping[str, Any]]) -> Finding:
 
 
 def accuracy_finding(metadata: Mapping[str, Any]) -> Finding:
+    """Whether the classifier is accurate enough for its robustness to be worth measuring."""
     claim = f"The flow classifier's test accuracy is at least {ACCURACY_FLOOR:.0%} (not in the paper)"
     accuracy = model_test_accuracy(metadata)
     if accuracy is None:
@@ -376,19 +377,23 @@ def pixel_finding(long: pd.DataFrame) -> Finding:
 
 def table1_findings(documents: Sequence[Mapping[str, Any]], long: pd.DataFrame,
                     metadata: Mapping[str, Any]) -> list[Finding]:
+    """The findings of vd_table1.compare.md."""
     return [soundness_finding(documents), lirpa_vs_astar_finding(documents), accuracy_finding(metadata),
             pixel_finding(long)]
 
 
 def _paper(name: str) -> pd.DataFrame:
+    """One of the paper's quoted tables (report/paper/video-robustness-optical-flow.yaml)."""
     return paper_table(PAPER, name)
 
 
 def _source(name: str) -> str:
+    """Where in the paper a quoted table comes from."""
     return paper_numbers(PAPER).tables[name].source
 
 
 def _range(values: Iterable[float], digits: int = 4) -> str:
+    """Median and range of the finite values (NaN: an errored or missing bound, left out)."""
     finite = [v for v in values if _finite(v)]
     if not finite:
         return NO_VALUE
@@ -544,6 +549,7 @@ def gap_finding(rows: pd.DataFrame, name: str) -> Finding:
 
 
 def fig7_findings(traces: pd.DataFrame, clips: Sequence[int], norm: str) -> list[Finding]:
+    """Monotone traces (sanity check) and a shrinking gap for A* and for LiRPA (findings)."""
     return [monotone_finding(traces), gap_finding(gap_rows(traces, clips, "astar"), "A*"),
             gap_finding(gap_rows(traces, clips, f"lirpa_{norm}"), f"LiRPA {NORM_LABEL.get(norm, norm)}")]
 
@@ -591,6 +597,7 @@ def fig7(traces: pd.DataFrame, documents: Sequence[Mapping[str, Any]], norms: Se
 
 
 def fig7_compare(traces: pd.DataFrame, documents: Sequence[Mapping[str, Any]], norm: str) -> str:
+    """vd_fig7.compare.md: the paper's final bounds beside our first and last bound per clip."""
     clips = [int(d["clip"]) for d in documents]
     paper = _paper("fig7").set_index("bound")
     astar = gap_rows(traces, clips, "astar")
@@ -644,6 +651,7 @@ def fewer_flows_finding(frame: pd.DataFrame, column: str, name: str, budget: str
 
 
 def fig10_findings(frame: pd.DataFrame, astar_iterations: int) -> list[Finding]:
+    """Fewer manipulated flows give larger lower bounds within the budget, for A* and for LiRPA."""
     return [fewer_flows_finding(frame, "astar_lower", "A*", f"at most {astar_iterations} A* iterations"),
             fewer_flows_finding(frame, "lirpa_radius", "LiRPA", "the same bisection")]
 
@@ -683,6 +691,7 @@ def fig10(frame: pd.DataFrame, traces: pd.DataFrame, bold: int, ks: Sequence[int
 
 
 def fig10_compare(frame: pd.DataFrame, astar_iterations: int) -> str:
+    """vd_fig10.compare.md: our bounds per k (the paper's Fig. 10 prints no numbers) and the findings."""
     lines = ["# vd_fig10 compared with the paper's Fig. 10", "",
              "The paper's Fig. 10 prints no numbers; Sec. 6.4 says that within the same number of iterations",
              "manipulating fewer flows converges faster. Ours, A* lower bound (seconds) and LiRPA radius per k:", ""]
@@ -722,6 +731,8 @@ def brightness_frame(documents: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def flow_change_finding(frame: pd.DataFrame) -> Finding:
+    """Sec. 6.3: the flow of a brightened frame is not significantly affected, decided on the median
+    relative change (‖flow change‖ / ‖flow‖) at the largest delta, where a change would show most."""
     claim = (f"Brightness barely changes the flow: at the largest listed delta the median relative flow change over "
              f"clips is below {FLOW_CHANGE_THRESHOLD:g} (Sec. 6.3, Fig. 8(a))")
     known = frame[np.isfinite(frame["flow_change_relative"].to_numpy(dtype=float))]
@@ -773,14 +784,17 @@ def inside_keeps_class_finding(frame: pd.DataFrame) -> Finding:
 
 
 def fig8_findings(frame: pd.DataFrame) -> list[Finding]:
+    """The brightness findings of vd_fig8.compare.md."""
     return [flow_change_finding(frame), listed_safe_finding(frame), inside_keeps_class_finding(frame)]
 
 
 def _magnitude(flow: np.ndarray) -> np.ndarray:
+    """Per-pixel length of a (2, H, W) flow."""
     return np.hypot(flow[0], flow[1])
 
 
 def _direction(flow: np.ndarray) -> np.ndarray:
+    """Per-pixel angle of a (2, H, W) flow in (-pi, pi], 0 pointing right."""
     return np.arctan2(flow[1], flow[0])
 
 
