@@ -208,14 +208,14 @@ def test_warp_frames_realises_a_flow_change(params):
     assert np.array_equal(warped[:3], frames[:3])
     assert np.array_equal(warped[3:, :, 1:], frames[3:, :, :-1])
     # A fractional change shows in the Farneback flow of the warped frames as p_2 + delta_2,
-    # the other flows unchanged (median over the pixels away from the replicated borders; the
-    # measured errors are at most 0.15 px over 20 clips).
+    # the other flows unchanged (median over the pixels away from the replicated borders; over
+    # 40 clips of all motions the errors are at most 0.19 px and 0.07 px).
     change = zero.copy()
     change[2, 0], change[2, 1] = 0.5, -0.75
     difference = clip_flow(warp_frames(frames, change, 4), params) - clip_flow(frames, params)
     median = np.median(difference[:, :, 6:26, 6:26].reshape(7, 2, -1), axis=2)
     assert np.abs(median[2] - [0.5, -0.75]).max() < 0.2
-    assert np.abs(np.delete(median, 2, axis=0)).max() < 0.15
+    assert np.abs(np.delete(median, 2, axis=0)).max() < 0.1
 
 
 def test_brightness_changes_one_frame_and_its_distance():

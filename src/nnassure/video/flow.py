@@ -137,7 +137,7 @@ def warp_frames(frames: np.ndarray, flow_change: np.ndarray, factor: int) -> np.
 
 
 def brighten(frames: np.ndarray, delta: float, frame_index: int) -> np.ndarray:
-    """The frame-level brightness change of Sec. 6.3: ``delta`` added to every pixel of frame ``frame_index``.
+    """The frame-level brightness change of Sec. 6.3: ``delta`` added to every pixel of frame ``frame_index`` (0-based).
 
     The paper brightens each pixel of the same frame by the atomic manipulation tau; the
     frames stay in [0, 1] (Sec. 3.2: perturbed inputs are restricted to the input bounds), so
