@@ -237,6 +237,13 @@ def check_lower_bound(model: nn.Module, x0: np.ndarray, label: int, norm: str, r
     assert pgd_within(model, x0, label, norm, result.root_radius, restarts=16, steps=40, dims_mask=covered,
                       rng=rng) is None
     assert keeps_class(model, sample_subspace_ball(x0, mask, result.lower, norm, 2000, rng), label).all()
+    if mask.sum() == 2:  # a 2-D subspace: every point of a dense grid over the ball, exhaustively
+        axis = np.linspace(-result.lower, result.lower, 301)
+        offsets = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
+        offsets = offsets[np.linalg.norm(offsets, P[norm], axis=1) <= result.lower * (1 - 1e-9)]
+        points = np.repeat(x0.reshape(1, -1), len(offsets), axis=0)
+        points[:, np.flatnonzero(mask)] += offsets
+        assert keeps_class(model, points.reshape(-1, *SHAPE), label).all()
     upper = gradient_search(model, x0, label, norm, iterations=10, dims_mask=mask)
     assert result.lower <= upper.distance
     if result.fmsr is not None:
@@ -275,20 +282,30 @@ def test_astar_sound_on_flow_lstm(norm):
         check_lower_bound(model, x0, label, norm, result, mask, covered, seed=i)
 
 
-def test_astar_adversarial_grid_point_is_the_fmsr():
-    """One dimension, exact constant L: the boundary is at D = r0 and the grid points at j 0.55 D;
-    j = 0, 1 are proven (margin L (D - j d~) > L d~ / 2) and j = 2 (1.1 D) is adversarial."""
+@pytest.mark.parametrize("fraction, stop, failed_at", [(0.55, "adversarial grid point", 2),
+                                                      (0.3, "cell not proven", 3)])
+def test_astar_one_dimension_by_hand(fraction, stop, failed_at):
+    """One dimension, exact constant L: the boundary is at D = r0 and the grid points at
+    j d~ = j f D. Cell j is proven iff its margin L (D - j d~) exceeds L d~ / 2, i.e. j < 1/f - 1/2.
+    f = 0.55: j = 0, 1 proven, j = 2 (1.1 D) adversarial, the FMSR; f = 0.3: j = 0..2 proven and
+    j = 3 (0.9 D, still the label's) is not, so the bound stays at r0 = D (an A* that skipped the
+    cell test would reach the adversarial j = 4 and report 1.2 D - d~/2 > D)."""
     model = linear_model(seed=3, classes=2)
     x0, label = clips(model, 1, seed=3)[0]
     mask = salient_dims(model, x0, label, np.array([True, False, False]), per_flow=1)
     dims = np.flatnonzero(mask)
     exact = linear_msr(model, x0, label, "l2", dims)
-    result = astar_lower(model, x0, label, "l2", linear_lipschitz(model, "l2", dims), mask, tau_fraction=0.55)
-    assert result.stop == "adversarial grid point"
-    assert result.fmsr == pytest.approx(1.1 * exact, rel=1e-6)
-    assert result.lower <= exact <= result.fmsr
-    assert not keeps_class(model, result.fmsr_flow[None], label)[0]
-    assert np.linalg.norm(result.fmsr_flow - x0) == pytest.approx(result.fmsr, rel=1e-9)
+    result = astar_lower(model, x0, label, "l2", linear_lipschitz(model, "l2", dims), mask, tau_fraction=fraction)
+    assert result.stop == stop
+    assert result.grid_width == pytest.approx(fraction * exact, rel=1e-6)
+    assert result.lower == pytest.approx(exact, rel=1e-6) and result.lower <= exact
+    assert result.trace[-1].popped == 2 * failed_at  # both signs of j = 0 .. failed_at - 1, then j = failed_at
+    if stop == "adversarial grid point":
+        assert result.fmsr == pytest.approx(failed_at * fraction * exact, rel=1e-6)
+        assert not keeps_class(model, result.fmsr_flow[None], label)[0]
+        assert np.linalg.norm(result.fmsr_flow - x0) == pytest.approx(result.fmsr, rel=1e-9)
+    else:
+        assert result.fmsr is None and result.fmsr_flow is None
 
 
 def test_astar_budget_and_trace():
