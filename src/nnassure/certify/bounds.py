@@ -50,8 +50,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,6 +138,209 @@ def rounding_slack(layers: list[nn.Module], x: torch.Tensor, eps: torch.Tensor,
     return slack
 
 
+# ------------------------------------------------------------------------------------------------
+# Networks that are not Sequential MLPs: a rounding bound from the traced graph
+# ------------------------------------------------------------------------------------------------
+
+# A network class -> a function (engine, x, eps, C) -> slack, evaluated after each auto_LiRPA call
+# (it may read the intermediate bounds that call left on the graph's nodes).
+RoundingBound = Callable[["BoundEngine", torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+ROUNDING_BOUNDS: dict[type, RoundingBound] = {}
+
+
+def register_rounding_bound(cls: type, bound: RoundingBound) -> None:
+    """Declare ``bound`` the float64 rounding bound of networks of class ``cls`` (a network not
+    built of :func:`sequential_layers`); :class:`BoundEngine` refuses networks with none."""
+    ROUNDING_BOUNDS[cls] = bound
+
+
+def _registered_bound(network: nn.Module) -> RoundingBound | None:
+    # The video network's bound is registered here, lazily: nnassure.video imports nothing of
+    # nnassure.certify, so there is no import cycle, but the MLP engine should not pay for it.
+    from nnassure.video.model import FlowLSTM
+
+    ROUNDING_BOUNDS.setdefault(FlowLSTM, graph_rounding_slack)
+    for cls in type(network).__mro__:
+        if cls in ROUNDING_BOUNDS:
+            return ROUNDING_BOUNDS[cls]
+    return None
+
+
+# auto_LiRPA node types (by class name, so that this table needs no auto_LiRPA import) whose
+# magnitude is the node's own operation applied to the inputs' magnitudes: linear maps with
+# nonnegative coefficients, or index/reshape operations.
+_GRAPH_RESHAPES = ("BoundGather", "BoundFlatten", "BoundTranspose", "BoundReshape", "BoundUnsqueeze",
+                   "BoundSqueeze", "BoundConcat")
+_GRAPH_LEAVES = ("BoundParams", "BoundBuffers", "BoundConstant")
+# max f' of the S-shaped activations; max |f(d) - f'(d) d| over tangent points d (tanh: 1 + max
+# t sech^2 t = 1.449, sigmoid: 1 + max t s'(t) = 1.224) covers every line's intercept and |f| <= 1.
+_S_INTERCEPT = 1.5
+
+
+def _node_bounds(node: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if hasattr(node, "lower") and node.lower is not None:
+        return node.lower.detach(), node.upper.detach()
+    lower, upper = node.interval
+    return lower.detach(), upper.detach()
+
+
+def _max_slope(kind: str, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """max f' over [lower, upper] (f' is even and decreasing in |t|: its value at the point of the
+    interval nearest 0)."""
+    nearest = torch.where((lower <= 0) & (upper >= 0), torch.zeros_like(lower),
+                          torch.minimum(lower.abs(), upper.abs()))
+    if kind == "BoundSigmoid":
+        s = torch.sigmoid(nearest)
+        return s * (1 - s)
+    return 1 - torch.tanh(nearest) ** 2
+
+
+def graph_magnitude(engine: BoundEngine, x: torch.Tensor, eps: torch.Tensor,
+                    C: torch.Tensor | None) -> tuple[torch.Tensor, int, int]:
+    """M of :func:`graph_rounding_slack`, (batch, specs), with K (operations) and L (relaxed layers
+    on the longest chain), from the graph and the intermediate bounds of the last bound call."""
+    module = engine.module
+    magnitude: dict[str, torch.Tensor] = {}
+    chain: dict[str, tuple[int, int]] = {}  # node -> (operations, relaxed nodes) on its longest path
+    nodes = {node.name: node for node in module._modules.values()}
+    batch = len(x)
+    eps_b = eps.reshape(batch, *([1] * (x.ndim - 1)))
+
+    def visit(name: str) -> torch.Tensor:
+        if name in magnitude:
+            return magnitude[name]
+        node = nodes[name]
+        kind = type(node).__name__
+        inputs = [visit(i.name) for i in node.inputs]
+        ops = max((chain[i.name][0] for i in node.inputs), default=0)
+        relaxed = max((chain[i.name][1] for i in node.inputs), default=0)
+        # Back-substitution adds one contribution per consumer of a node.
+        ops += 8 + len(getattr(node, "output_name", []))
+        if kind == "BoundInput":
+            m = x.abs() + eps_b
+        elif kind in _GRAPH_LEAVES:
+            value = node.forward().detach()
+            # Index and shape constants (Gather's flow index) stay as they are.
+            m = value.to(torch.float64).abs() if value.is_floating_point() else value
+        elif kind == "BoundLinear":
+            xm, w, b = node._preprocess(inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None)
+            m = xm.matmul(w.t()) + (0 if b is None else b)
+            ops += w.shape[-1]
+        elif kind == "BoundMatMul":
+            m = inputs[0].matmul(inputs[1])
+            ops += inputs[0].shape[-1]
+        elif kind == "BoundConv":
+            bias = inputs[2] if len(inputs) > 2 else None
+            m = torch.nn.functional.conv2d(inputs[0], inputs[1], bias, node.stride, node.padding,
+                                           node.dilation, node.groups)
+            ops += inputs[1][0].numel()
+        elif kind == "BoundAdd":
+            m = inputs[0] + inputs[1]
+        elif kind in _GRAPH_RESHAPES:
+            m = node.forward(*inputs)
+        elif kind == "BoundRelu":
+            lower, upper = _node_bounds(node.inputs[0])
+            # slope <= 1 on the input's magnitude, intercept -u l / (u - l) <= |l| when unstable.
+            m = inputs[0] + torch.where((lower < 0) & (upper > 0), lower.abs(), torch.zeros_like(lower))
+            relaxed += 1
+        elif kind in ("BoundSigmoid", "BoundTanh"):
+            lower, upper = _node_bounds(node.inputs[0])
+            m = _max_slope(kind, lower, upper) * inputs[0] + _S_INTERCEPT
+            relaxed += 1
+        elif kind == "BoundMul":
+            # McCormick: x y >= y_l x + x_l y - x_l y_l (and the three others); the coefficient of
+            # each factor is a bound of the other, the constant a product of bounds.
+            (xl, xu), (yl, yu) = (_node_bounds(i) for i in node.inputs)
+            bx, by = torch.maximum(xl.abs(), xu.abs()), torch.maximum(yl.abs(), yu.abs())
+            m = by * inputs[0] + bx * inputs[1] + bx * by
+            relaxed += 1
+        else:
+            raise TypeError(f"no float64 rounding bound for auto_LiRPA node {kind} ({name})")
+        magnitude[name] = m
+        chain[name] = (ops, relaxed)
+        return m
+
+    out = visit(module.final_name).reshape(batch, -1)
+    operations, depth = chain[module.final_name]
+    operations += x[0].numel() + out.shape[1] + 4  # the concretization's dot product and C
+    if C is not None:
+        out = torch.einsum("bso,bo->bs", C.to(torch.float64).abs(), out)
+    return out, operations, depth
+
+
+def graph_rounding_slack(engine: BoundEngine, x: torch.Tensor, eps: torch.Tensor,
+                         C: torch.Tensor | None) -> torch.Tensor:
+    """The float64 rounding bound of a bound computed on a traced graph of Linear, MatMul, Conv,
+    Add, reshapes, ReLU, sigmoid, tanh and Mul nodes (the video CNN + LSTM of nnassure.video.model,
+    Wu & Kwiatkowska Def. 9), read from the intermediate bounds of the call it follows.
+
+    The argument of the module docstring, on a graph instead of a chain. Every number CROWN/IBP
+    computes is a sum of products whose absolute-value sum is at most the node magnitude m
+    propagated forward through the graph, per neuron and row, from a_0 = |x0| + eps (the ball,
+    masked or not, lies in that box):
+
+    * a linear map (Linear, MatMul, Conv2d: a linear map with fan-in 2*9 or c*9, one per flow),
+      Add and index/reshape nodes: the same map with |weights| on the inputs' m, plus |bias|;
+    * ReLU on [l, u]: slope <= 1, intercept <= |l| when unstable: m(z) + |l| [l < 0 < u];
+    * sigmoid/tanh on [l, u]: slope <= max f' on [l, u] (every chord and tangent slope is f' at a
+      point of the interval; 1/4 and 1 at 0), intercept |f(d) - f'(d) d| <= 1.5 for every tangent
+      point d, which also bounds |f| <= 1: m = max f' m(z) + 1.5;
+    * Mul x * y (the LSTM's gates times tanh(g), tanh(c) and c_{t-1}): the McCormick planes'
+      coefficients are the other factor's bounds (X, Y: the largest |bound| auto_LiRPA computed,
+      sigmoid/tanh outputs within about 1, c_t within about t), their constant X Y, which also
+      bounds |x y|: m = Y m(x) + X m(y) + X Y.
+
+    M = |C| m(logits), K = the longest chain of roundings (per node its fan-in and 8 + its
+    consumers, the input dimension of the concretization's dot product, and the outputs; across
+    the T steps the chain through h_t and c_t is the longest), L = the most relaxed nodes (ReLU,
+    sigmoid, tanh, Mul) on one path (3 + 4 per step for the FlowLSTM). A relaxation built on an
+    intermediate bound off by delta <= gamma_K m is violated by at most 2 delta (ReLU delta,
+    S-shaped 2 delta as 1-Lipschitz lines, Mul 2 (X delta_y + Y delta_x) <= 2 gamma_K m(x y)), and
+    the relaxed nodes split into at most L antichains, on each of which sum |Lambda_n| m(n) <= M;
+    so the error is (2 L + 2) gamma_K M, times ROUNDING_SAFETY, plus L S_SHAPED_CHORD_ERROR M for
+    auto_LiRPA 0.3's tangent in place of a chord narrower than 1e-6.
+
+    Unlike :func:`rounding_slack` the slopes and factor bounds are those of the call (a-posteriori
+    in the bounds, a-priori in the rounding): the a-priori constants (slope 1, factor bound 2 z + 2)
+    compound over T steps to M ~ 1e15 on the default FlowLSTM (slack ~ 1e3), while these give
+    slacks of about 1e-9 (measured in tests/test_video_lirpa.py).
+    """
+    scale, operations, depth = graph_magnitude(engine, x, eps, C)
+    k_u = operations * UNIT_ROUNDOFF
+    gamma = k_u / (1.0 - k_u)
+    return ROUNDING_SAFETY * (2 * depth + 2) * gamma * scale + depth * S_SHAPED_CHORD_ERROR * scale
+
+
+class MaskedL2Norm:
+    """Factory of the L2 ball {x0 + d : ||d||_2 <= eps, d = 0 off the mask} for auto_LiRPA 0.3:
+    its concretization sup_{d} A d = eps ||A restricted to the mask||_2 (the dual norm on the
+    masked coordinates). Built lazily because auto_LiRPA is imported through auto_lirpa() only."""
+
+    _cls: type | None = None
+
+    @classmethod
+    def make(cls, eps: torch.Tensor, mask: torch.Tensor) -> object:
+        if cls._cls is None:
+            base = auto_lirpa().PerturbationLpNorm
+
+            class _Masked(base):  # type: ignore[misc, valid-type]
+                def __init__(self, eps: torch.Tensor, mask: torch.Tensor) -> None:
+                    super().__init__(eps=eps, norm=2.0)
+                    self.mask = mask
+
+                def concretize_matrix(self, x: torch.Tensor, A: Any, sign: int, extra_constr: Any) -> torch.Tensor:
+                    if extra_constr is not None or not isinstance(A, torch.Tensor):
+                        raise NotImplementedError("masked L2 ball: only plain matrix-mode concretization")
+                    A = A.reshape(A.shape[0], A.shape[1], -1)
+                    flat = x.reshape(x.shape[0], -1, 1)
+                    masked = A * self.mask.reshape(self.mask.shape[0], 1, -1)
+                    deviation = masked.norm(2, -1) * self.eps.reshape(-1, 1)
+                    return (A.matmul(flat) + sign * deviation.unsqueeze(-1)).squeeze(-1)
+
+            cls._cls = _Masked
+        return cls._cls(eps, mask)
+
+
 @contextmanager
 def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
     """auto_LiRPA 0.3 builds its tanh/sigmoid/arctan tangent tables with torch's default dtype
@@ -160,9 +364,17 @@ class BoundEngine:
     """
 
     def __init__(
-        self, network: nn.Module, input_dim: int, alpha_iterations: int = 20, relu_relaxation: str = "crown",
-        dtype: torch.dtype = torch.float64,
+        self, network: nn.Module, input_dim: int | tuple[int, ...], alpha_iterations: int = 20,
+        relu_relaxation: str = "crown", dtype: torch.dtype = torch.float64,
+        bound_opts: dict[str, Any] | None = None,
     ) -> None:
+        """``input_dim``: the input size of a flat network, or the shape of one input (without the
+        batch dimension), e.g. ``(flows, 2, grid, grid)`` for the video network. The float64
+        rounding bound comes from :func:`sequential_layers` (a Sequential MLP), else from the
+        network's own ``rounding_slack(x, eps, C)`` method (an a-priori bound it derives), else
+        from a function registered with :func:`register_rounding_bound`; a network with none is
+        refused. ``bound_opts`` are added to auto_LiRPA's (the video network needs
+        ``{"conv_mode": "matrix"}``)."""
         if relu_relaxation not in RELU_RELAXATIONS:
             raise ValueError(f"unknown ReLU relaxation {relu_relaxation!r}; expected one of {sorted(RELU_RELAXATIONS)}")
         if dtype not in (torch.float32, torch.float64):
@@ -173,22 +385,37 @@ class BoundEngine:
         # A copy: casting the caller's module in place would change the caller's network. float32
         # weights cast to float64 exactly, so the copy is the network the model file defines.
         self.network = copy.deepcopy(network).to(dtype).eval()
-        self.layers = sequential_layers(self.network) if self.sound else []
+        self.input_shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
+        self.layers: list[nn.Module] = []
+        self._network_bound: Callable[..., torch.Tensor] | None = None
+        self._graph_bound: RoundingBound | None = None
+        if self.sound:
+            try:
+                self.layers = sequential_layers(self.network)
+            except TypeError:
+                if callable(getattr(self.network, "rounding_slack", None)):
+                    self._network_bound = self.network.rounding_slack
+                else:
+                    self._graph_bound = _registered_bound(self.network)
+                    if self._graph_bound is None:
+                        raise
         self._lirpa = lirpa
         # auto_LiRPA's tanh node; its sigmoid and arctan nodes derive from it.
         from auto_LiRPA.operators.activation import BoundTanh
 
         self._lirpa_s_shaped = BoundTanh
+        options = {"optimize_bound_args": {"iteration": alpha_iterations}, "relu": RELU_RELAXATIONS[relu_relaxation]}
+        options.update(bound_opts or {})
         with _default_dtype(dtype):
             self.module = lirpa.BoundedModule(
                 self.network,
-                torch.zeros(1, input_dim, dtype=dtype),
-                bound_opts={"optimize_bound_args": {"iteration": alpha_iterations},
-                            "relu": RELU_RELAXATIONS[relu_relaxation]},
+                torch.zeros(1, *self.input_shape, dtype=dtype),
+                bound_opts=options,
                 device="cpu",
                 verbose=False,
             )
         self.input_dim = input_dim
+        self.s_shaped = any(isinstance(n, BoundTanh) for n in self.module._modules.values())
         self.relu_relaxation = relu_relaxation
 
     def _tensor(self, value: torch.Tensor | np.ndarray | float) -> torch.Tensor:
@@ -209,9 +436,20 @@ class BoundEngine:
         if not self.sound:
             outputs = C.shape[1] if C is not None else self.network(x_t[:1]).shape[1]
             return torch.zeros(len(x_t), outputs, dtype=self.dtype)
-        return rounding_slack(self.layers, x_t, eps_t, None if C is None else C.to(torch.float64))
+        C64 = None if C is None else C.to(torch.float64)
+        if self._graph_bound is not None:
+            # The graph bound reads the intermediate bounds of a bound computation: it is that of
+            # a CROWN run on the (unmasked) ball, which contains every masked one.
+            return self.bounds_and_slack(x_t, eps_t, "linf", "crown", C=C64)[2]
+        return self._a_priori_slack(x_t, eps_t, C64)
+
+    def _a_priori_slack(self, x: torch.Tensor, eps: torch.Tensor, C: torch.Tensor | None) -> torch.Tensor:
+        if self._network_bound is not None:
+            return self._network_bound(x, eps, C)
+        return rounding_slack(self.layers, x, eps, C)
 
     def _eps(self, eps: torch.Tensor | np.ndarray | float, batch: int) -> torch.Tensor:
+        # (batch, 1): one radius per row.
         eps_t = self._tensor(eps)
         eps_t = eps_t.reshape(-1, 1).expand(batch, 1) if eps_t.ndim else eps_t.expand(batch, 1)
         return eps_t.contiguous()
@@ -251,10 +489,19 @@ class BoundEngine:
         return lA, lbias, lower
 
     def _perturbation(
-        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None
+        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None,
+        mask: torch.Tensor | None = None,
     ) -> object:
+        """The ball as auto_LiRPA's perturbation. ``mask`` (batch, *input_shape), 0/1: only the
+        coordinates where it is 1 move (Linf: a box of zero width elsewhere; L2: the masked dual
+        norm of :class:`MaskedL2Norm`)."""
+        radius = eps.reshape(len(x), *([1] * (x.ndim - 1)))
+        if mask is not None:
+            radius = radius * mask.to(x.dtype)
+        if norm == "l2" and mask is not None:
+            return MaskedL2Norm.make(eps.reshape(-1), mask.to(x.dtype))
         if norm == "linf":
-            x_lower, x_upper = x - eps, x + eps
+            x_lower, x_upper = x - radius, x + radius
             if domain is not None:
                 x_lower = x_lower.clamp(min=domain[0])
                 x_upper = x_upper.clamp(max=domain[1])
@@ -264,6 +511,16 @@ class BoundEngine:
             # x_L/x_U; the bound over the whole ball remains valid for its part inside the domain.
             return self._lirpa.PerturbationLpNorm(norm=2.0, eps=eps)
         raise ValueError(f"unknown norm {norm!r}; expected one of {sorted(NORM_VALUES)}")
+
+    def _ibp_perturbation(self, x: torch.Tensor, eps: torch.Tensor, norm: str,
+                          domain: tuple[float, float] | None, mask: torch.Tensor | None) -> object:
+        """IBP's ball. auto_LiRPA 0.3 propagates an L2 ball by IBP only through a Linear or Conv
+        fed directly by the input (elsewhere, e.g. after the video network's per-flow Gather, the
+        input's interval is the centre point); for such networks and masked balls IBP bounds the
+        Linf box of the same radius, which contains the L2 ball."""
+        if norm == "l2" and (mask is not None or self._graph_bound is not None or self._network_bound is not None):
+            return self._perturbation(x, eps, "linf", None, mask)
+        return self._perturbation(x, eps, norm, domain, mask)
 
     def _beyond_relaxation_range(self) -> torch.Tensor | None:
         """Rows whose last bound computation fed a tanh, sigmoid or arctan a pre-activation bound
@@ -285,17 +542,31 @@ class BoundEngine:
         return rows
 
     def _compute(
-        self, x: torch.Tensor, perturbation: object, method: str, C: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None,
+        mask: torch.Tensor | None, method: str, C: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Bounds, and the graph rounding bound of the calls made (None without a graph bound)."""
+        perturbation = (self._ibp_perturbation(x, eps, norm, domain, mask) if method == "ibp"
+                        else self._perturbation(x, eps, norm, domain, mask))
         lower, upper = self._compute_lirpa(x, perturbation, method, C)
+        slack = self._graph_slack(x, eps, C)
         if method == "ibp":
-            return lower, upper
+            return lower, upper, slack
         beyond = self._beyond_relaxation_range()
         if beyond is not None and bool(beyond.any()):
-            ibp_lower, ibp_upper = self._compute_lirpa(x, perturbation, "ibp", C)
+            ibp_lower, ibp_upper = self._compute_lirpa(x, self._ibp_perturbation(x, eps, norm, domain, mask), "ibp", C)
             keep = beyond.reshape(-1, *([1] * (lower.ndim - 1)))
             lower, upper = torch.where(keep, ibp_lower, lower), torch.where(keep, ibp_upper, upper)
-        return lower, upper
+            ibp_slack = self._graph_slack(x, eps, C)
+            if slack is not None:
+                slack = torch.maximum(slack, ibp_slack)
+        return lower, upper, slack
+
+    def _graph_slack(self, x: torch.Tensor, eps: torch.Tensor, C: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.sound or self._graph_bound is None:
+            return None
+        with torch.no_grad():
+            return self._graph_bound(self, x, eps, None if C is None else C.to(torch.float64)).reshape(len(x), -1)
 
     def _compute_lirpa(
         self, x: torch.Tensor, perturbation: object, method: str, C: torch.Tensor | None
@@ -303,7 +574,7 @@ class BoundEngine:
         bounded = self._lirpa.BoundedTensor(x, perturbation)
         lirpa_method = LIRPA_METHODS[method]
         if method == "alpha-crown":
-            if self.sound and any(isinstance(layer, S_SHAPED) for layer in self.layers):
+            if self.sound and (any(isinstance(layer, S_SHAPED) for layer in self.layers) or self.s_shaped):
                 # auto_LiRPA 0.3 stores alpha-CROWN's tangent points in float32 whatever the
                 # module's dtype; the slopes derived from them are not float64 tangents.
                 raise ValueError("float64 alpha-CROWN is only sound for ReLU networks with auto_LiRPA 0.3")
@@ -327,6 +598,7 @@ class BoundEngine:
         method: str = "crown",
         domain: tuple[float, float] | None = None,
         C: torch.Tensor | None = None,
+        mask: torch.Tensor | np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds, shape (batch, outputs), of the network (or of ``C @ network``).
 
@@ -334,19 +606,50 @@ class BoundEngine:
         engine's bounds are widened by :meth:`rounding_slack`: they hold for the float64 network
         (Sec. 3.2's verdicts rest on them) with no further tolerance.
         """
+        lower, upper, _ = self.bounds_and_slack(x, eps, norm, method, domain, C, mask)
+        return lower, upper
+
+    def bounds_and_slack(
+        self,
+        x: torch.Tensor | np.ndarray,
+        eps: float | torch.Tensor | np.ndarray,
+        norm: str,
+        method: str = "crown",
+        domain: tuple[float, float] | None = None,
+        C: torch.Tensor | None = None,
+        mask: torch.Tensor | np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`bounds` (already widened) and the rounding slack they were widened by.
+
+        ``mask`` (batch, *input_shape) or (*input_shape), 1 where the input may move: the ball
+        is then ``{x' : ||x' - x||_p <= eps, x'_i = x_i off the mask}``. ``x`` has shape
+        (batch, *input_shape) (a flat network: (batch, input_dim))."""
         if method not in LIRPA_METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {sorted(LIRPA_METHODS)}")
+        if norm not in NORM_VALUES:
+            raise ValueError(f"unknown norm {norm!r}; expected one of {sorted(NORM_VALUES)}")
         x_t = self._tensor(x)
+        if tuple(x_t.shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"x has shape {tuple(x_t.shape)}; expected (batch, {expected})")
         eps_t = self._eps(eps, len(x_t))
+        mask_t = None
+        if mask is not None:
+            mask_t = self._tensor(mask)
+            mask_t = (mask_t != 0).to(self.dtype).expand(len(x_t), *self.input_shape).contiguous()
         C_t = None if C is None else C.to(self.dtype)
-        lower, upper = self._compute(x_t, self._perturbation(x_t, eps_t, norm, domain), method, C_t)
+        lower, upper, slack = self._compute(x_t, eps_t, norm, domain, mask_t, method, C_t)
         if domain is not None and norm == "linf" and method != "ibp":
             # A linear relaxation over a smaller box is not always tighter (the relaxation
             # changes with the box); the unclipped ball contains the clipped one, so its
             # bounds are valid too and the tighter of the two is kept.
-            free_lower, free_upper = self._compute(x_t, self._perturbation(x_t, eps_t, norm, None), method, C_t)
+            free_lower, free_upper, free_slack = self._compute(x_t, eps_t, norm, None, mask_t, method, C_t)
             lower, upper = torch.maximum(lower, free_lower), torch.minimum(upper, free_upper)
-        if self.sound:
-            slack = rounding_slack(self.layers, x_t, eps_t, C_t)
-            lower, upper = lower - slack, upper + slack
-        return lower.detach(), upper.detach()
+            if slack is not None:
+                slack = torch.maximum(slack, free_slack)
+        if not self.sound:
+            slack = torch.zeros_like(lower)
+        elif slack is None:
+            slack = self._a_priori_slack(x_t, eps_t, C_t)
+        lower, upper = lower - slack, upper + slack
+        return lower.detach(), upper.detach(), slack.detach()
