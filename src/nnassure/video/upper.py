@@ -228,17 +228,13 @@ def gradient_search(
     best: np.ndarray | None = None
     x = x0.copy()
     for k in range(GROW_STEPS):
-        losses, grads = loss.jacobian(x, gradient)
-        if losses.max() >= margin:
+        moved = _boundary_step(loss, x, gradient, norm, q, target, margin, 1 + step * 2**k)
+        if moved is None:
+            break  # a flat loss (e.g. all ReLUs dead) gives no direction to follow
+        if moved is x:
             best = x
             break
-        sizes = _dual_norms(grads, q)
-        if not (sizes > 0).any():
-            break  # a flat loss (e.g. all ReLUs dead) gives no direction to follow
-        # the class whose first-order boundary is nearest (the multi-class form of Eq. 8's step)
-        need = np.where(sizes > 0, (target - losses) / np.where(sizes > 0, sizes, 1.0), np.inf)
-        c = int(np.argmin(need))
-        x = x + (1 + step * 2**k) * need[c] * ascent_direction(grads[c], norm)
+        x = moved
     else:
         if loss.value(x) >= margin:
             best = x
@@ -277,6 +273,22 @@ def _dual_norms(grads: np.ndarray, q: float) -> np.ndarray:
     return np.linalg.norm(grads.reshape(len(grads), -1), q, axis=1)
 
 
+def _boundary_step(loss: _Loss, x: np.ndarray, gradient: str, norm: str, q: float, target: float,
+                   margin: float, overshoot: float) -> np.ndarray | None:
+    """One step of Eq. (8) towards the class whose first-order boundary is nearest (the multi-class
+    form of the step): x + overshoot * (target - l_c) / ||grad_c||_q * u_c. Returns x itself if
+    it is already adversarial, None if every gradient is zero."""
+    losses, grads = loss.jacobian(x, gradient)
+    if losses.max() >= margin:
+        return x
+    sizes = _dual_norms(grads, q)
+    if not (sizes > 0).any():
+        return None
+    need = np.where(sizes > 0, (target - losses) / np.where(sizes > 0, sizes, 1.0), np.inf)
+    c = int(np.argmin(need))
+    return x + overshoot * need[c] * ascent_direction(grads[c], norm)
+
+
 def _shrink_step(loss: _Loss, x0: np.ndarray, x: np.ndarray, shrink: float, gradient: str, norm: str,
                  q: float, target: float, margin: float) -> np.ndarray | None:
     """A point closer to x0 than the adversarial x that is still adversarial (float64), or None.
@@ -284,9 +296,12 @@ def _shrink_step(loss: _Loss, x0: np.ndarray, x: np.ndarray, shrink: float, grad
     Per class c: delta' = (1 - s) delta + a_c u_c with u_c the ascent direction of l_c and
     a_c = (target - l_c + s grad_c . delta) / ||grad_c||_q the first-order amount that brings
     l_c((1 - s) delta) back to ``target``; the candidates are evaluated in one batch and the
-    adversarial one of smallest norm is kept if it is smaller than ||delta||.
+    adversarial one of smallest norm is kept if it is smaller than ||delta||. At a point of the
+    boundary where delta is parallel to the ascent direction (a local minimum of the distance)
+    no candidate is smaller: the search is local, like Eq. (8) itself.
     """
     delta = x - x0
+    size = lp_norm(delta, norm)
     losses, grads = loss.jacobian(x, gradient)
     sizes = _dual_norms(grads, q)
     candidates = []
@@ -300,7 +315,7 @@ def _shrink_step(loss: _Loss, x0: np.ndarray, x: np.ndarray, shrink: float, grad
         values = loss.values(torch.as_tensor(stacked)).numpy()
     distances = np.where(values >= margin, lp_norm(stacked - x0, norm), np.inf)
     i = int(np.argmin(distances))
-    return stacked[i] if distances[i] < lp_norm(delta, norm) else None
+    return stacked[i] if distances[i] < size else None
 
 
 def _ray_search(loss: _Loss, x0: np.ndarray, x: np.ndarray, margin: float) -> np.ndarray:
