@@ -209,6 +209,7 @@ def test_upper_bound_reproduces_and_never_increases(norm, gradient):
         assert logits.argmax() != label
         distance = np.linalg.norm((result.adversarial - x0).ravel(), P[norm])
         assert distance == pytest.approx(result.distance, rel=1e-12)
+        assert result.trace[-1].distance == result.distance
     assert found == 3
 
 

@@ -251,6 +251,7 @@ def gradient_search(
             else:
                 best = candidate
                 shrink = min(2 * shrink, 0.5)
+        # every accepted point is strictly closer (or the same x), so this min only guards the trace
         distance = float(lp_norm(best - x0, norm)) if best is not None else np.inf
         trace.append(UpperTracePoint(iteration, time.perf_counter() - start, min(distance, trace[-1].distance)))
 
@@ -263,8 +264,9 @@ def gradient_search(
         margins = class_margins(logits, label)[0]
         adversarial_class = int(np.argmin(margins))
         adversarial_margin = float(-margins[adversarial_class])
+    distance = float(lp_norm(best - x0, norm)) if best is not None else np.inf
     return UpperResult(label=label, norm=norm, gradient=gradient, adversarial=best,
-                       distance=trace[-1].distance, adversarial_class=adversarial_class,
+                       distance=distance, adversarial_class=adversarial_class,
                        adversarial_margin=adversarial_margin, evaluations=loss.evaluations,
                        seconds=time.perf_counter() - start, trace=trace)
 
@@ -333,7 +335,7 @@ def _ray_search(loss: _Loss, x0: np.ndarray, x: np.ndarray, margin: float) -> np
             lo = float(ts[first - 1]) if first > 0 else lo
         else:
             lo = float(ts[-1])
-    return x0 + hi * delta
+    return x if hi == 1.0 else x0 + hi * delta  # x itself, not a rounded copy, when nothing is closer
 
 
 def project_ball(delta: torch.Tensor, radius: float, norm: str) -> torch.Tensor:
