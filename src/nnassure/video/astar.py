@@ -27,7 +27,8 @@ m_c(x) >= m_c(x0) - L_{y,c} ||x - x0|| > 0 for every c.
 A cell is proven safe iff min_c (m_c(g) - L_{y,c} d~ / 2) > 0 at its grid point g: then every x in
 the closed ball of radius d~ / 2 around g keeps every margin positive. The float64 margins are
 first lowered by :func:`nnassure.video._checks.rounding_allowance` (1e-9 of the logit scale,
-four orders above the float64 error of this network's forward pass); the same allowance covers
+well above the float64 error of this network's forward pass; its docstring says when); the same
+allowance covers
 the rounding of the evaluated point x0 + tau n (a few ulps away from the exact grid point, which
 moves the margins by L times a few ulps).
 
