@@ -190,6 +190,18 @@ def test_linear_hand_case(norm):
         assert lower_s.lower <= exact_s <= upper_s.distance <= exact_s * 1.01
 
 
+@pytest.mark.parametrize("norm", NORMS)
+def test_pgd_is_strong_enough_to_test_with(norm):
+    """On the linear net PGD finds a class change 2 % beyond the exact MSR, and none 2 % inside."""
+    model = linear_model(seed=1)
+    for x0, label in clips(model, 3, seed=1):
+        exact = linear_msr(model, x0, label, norm)
+        found = pgd_within(model, x0, label, norm, 1.02 * exact, restarts=16, steps=40)
+        assert found is not None and not keeps_class(model, found[None], label)[0]
+        assert np.linalg.norm((found - x0).ravel(), P[norm]) <= 1.02 * exact
+        assert pgd_within(model, x0, label, norm, 0.98 * exact, restarts=16, steps=40) is None
+
+
 @pytest.mark.parametrize("gradient", ["autograd", "finite-difference"])
 @pytest.mark.parametrize("norm", NORMS)
 def test_upper_bound_reproduces_and_never_increases(norm, gradient):
