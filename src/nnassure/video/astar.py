@@ -78,6 +78,7 @@ from nnassure.video._checks import (
     as_float64,
     check_norm,
     class_margins,
+    classify64,
     dual_exponent,
     is_adversarial,
     rounding_allowance,
@@ -314,6 +315,9 @@ def astar_lower(
             stop = "adversarial grid point" if adversarial else "cell not proven"
             if adversarial:
                 fmsr, fmsr_flow = distance, grid.flows(np.array([steps]))[0]
+                # the fresh float64 re-check of what is reported
+                if not is_adversarial(classify64(model, fmsr_flow[None]), label, margin)[0]:
+                    raise AssertionError("the adversarial grid point failed its float64 re-check")
         else:
             children = [child for child in map(tuple, np.array(steps) + unit) if child not in seen]
             if children:
