@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nnassure.errors import ConfigError
-from nnassure.video.astar import astar_lower, grid_width, salient_dims, salient_flows
+from nnassure.video.astar import STOP_REASONS, astar_lower, grid_width, salient_dims, salient_flows
 from nnassure.video.lipschitz import margin_lipschitz
 from nnassure.video.model import FlowLSTM, FlowLSTMSpec
 from nnassure.video.upper import gradient_search, loss_gradient, pgd_within
@@ -332,5 +332,9 @@ def test_astar_budget_and_trace():
     assert [point.popped for point in result.trace] == list(range(26))
     assert result.trace[-1].frontier > 0 and result.evaluations > 25
     assert astar_lower(model, x0, label, "l2", lip, mask, iterations=10**6, seconds=0.05).stop == "seconds"
+    # constant margins (all L = 0): no class can overtake the label, nothing to search
+    flat = astar_lower(model, x0, label, "l2", np.zeros_like(lip), mask)
+    assert flat.stop == "exhausted" and flat.lower == np.inf and flat.iterations == 0
+    assert {result.stop, flat.stop} <= set(STOP_REASONS)
     with pytest.raises(ValueError, match="not classified as its label"):
         astar_lower(model, x0, (label + 1) % CLASSES, "l2", lip, mask)
