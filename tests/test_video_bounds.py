@@ -321,6 +321,36 @@ def test_astar_one_dimension_by_hand(fraction, stop, failed_at):
         assert result.fmsr is None and result.fmsr_flow is None
 
 
+@pytest.mark.parametrize("norm", NORMS)
+def test_astar_matches_brute_force_on_a_2d_grid(norm):
+    """A* run to its first unproven cell reports max(r0, D* - d~/2), D* the smallest distance of
+    an unproven grid point found by enumerating a box of the 2-D grid (independent of the
+    search order; the box reaches past D*)."""
+    model = mlp_model(seed=2)
+    for i, (x0, label) in enumerate(clips(model, 3, seed=2)):
+        flows = np.zeros(T, bool)
+        flows[i % T] = True
+        mask = salient_dims(model, x0, label, flows, per_flow=2)
+        lip = mlp_lipschitz(model, norm, mask)
+        result = astar_lower(model, x0, label, norm, lip, mask, iterations=10**5, seconds=60)
+        assert result.stop in ("cell not proven", "adversarial grid point")
+        k = 40
+        n = np.stack(np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1)), axis=-1).reshape(-1, 2)
+        points = np.repeat(x0.reshape(1, -1), len(n), axis=0)
+        points[:, np.flatnonzero(mask)] += result.tau * n
+        logits = fresh_logits(model, points.reshape(-1, *SHAPE))
+        margins = np.delete(logits[:, [label]] - logits - 1e-9 * (1 + np.abs(logits).max(axis=1, keepdims=True)),
+                            label, axis=1)
+        proven = (margins - np.delete(lip[label], label) * result.grid_width / 2).min(axis=1) > 0
+        distances = result.tau * np.linalg.norm(n, P[norm], axis=1)
+        d_star = distances[~proven].min()
+        assert d_star < result.tau * k  # the box holds every point closer than D*
+        assert result.lower == pytest.approx(max(result.root_radius, d_star - result.grid_width / 2), rel=1e-12)
+        # popped: every point closer than D*, then some of those at D* (FIFO ties), the last unproven
+        closer, at_most = int((distances < d_star * (1 - 1e-12)).sum()), int((distances <= d_star * (1 + 1e-12)).sum())
+        assert closer + 1 <= result.popped <= at_most
+
+
 def test_astar_budget_and_trace():
     model = mlp_model(seed=2)
     x0, label = clips(model, 1, seed=2)[0]
