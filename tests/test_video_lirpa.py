@@ -192,3 +192,37 @@ def test_unknown_norm_is_one_clear_error(certifier, clips):
     x, y = clips
     with pytest.raises(ValueError, match=r"^unknown norm 'l3'; expected one of \['l2', 'linf'\]$"):
         certified_radius(certifier, x[0], int(y[0]), "l3")
+
+
+def test_brightness_cases_against_the_certified_ball(model, certifier):
+    """Sec. 6.3: brightened clips whose flow lies in the certified ball keep the class (checked
+    here by the float64 forward pass, a consequence of the proof), with r - ||dP|| reported."""
+    from nnassure.config import FarnebackConfig
+    from nnassure.video.brightness import brightness_check, clip_flows
+
+    rng = np.random.default_rng(4)
+    frames = np.clip(rng.normal(0.3, 0.03, (4, 16, 16)), 0, 1).astype(np.float32)
+    for t in range(4):  # a bright square moving right by 1 pixel per frame
+        frames[t, 5:10, 3 + t:8 + t] = 0.9
+    params = FarnebackConfig().model_dump()
+    flow = clip_flows(frames, params, 4)
+    assert flow.shape == SPEC.input_shape
+    with torch.no_grad():
+        label = int(certifier.network64()(torch.as_tensor(flow[None], dtype=torch.float64)).argmax())
+    radius = certified_radius(certifier, flow, label, "l2", tolerance=0.05).radius
+    assert radius > 0
+    deltas = [0.0, 0.02, 0.1, 0.3]
+    result = brightness_check(frames, params, 4, model, label, radius, deltas)
+    assert len(result.cases) == 4 * len(deltas)
+    for case in result.cases:
+        if case.delta == 0.0:
+            assert case.flow_distance == 0.0 and case.inside and case.lower_bound == radius
+        if case.inside:
+            assert case.predicted == label
+            assert 0.0 <= case.lower_bound <= radius - case.flow_distance
+        else:
+            assert case.lower_bound == 0.0
+        assert case.pixel_distance <= abs(case.delta) * 16 + 1e-6
+    worst = result.worst()
+    assert set(worst) == set(deltas)
+    assert all(worst[d].flow_distance == max(c.flow_distance for c in result.cases if c.delta == d) for d in deltas)

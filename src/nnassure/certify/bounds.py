@@ -314,7 +314,14 @@ def graph_rounding_slack(engine: BoundEngine, x: torch.Tensor, eps: torch.Tensor
 class MaskedL2Norm:
     """Factory of the L2 ball {x0 + d : ||d||_2 <= eps, d = 0 off the mask} for auto_LiRPA 0.3:
     its concretization sup_{d} A d = eps ||A restricted to the mask||_2 (the dual norm on the
-    masked coordinates). Built lazily because auto_LiRPA is imported through auto_lirpa() only."""
+    masked coordinates). Built lazily because auto_LiRPA is imported through auto_lirpa() only.
+
+    Its input interval is the ball's bounding box x0 -/+ eps mask. auto_LiRPA 0.3's own L2 ball
+    gives the input node the interval [x0, x0] (a point) and relies on the first Linear or Conv
+    reading the norm from it; in the video network the first Conv is fed by a per-flow Gather,
+    its intermediate bounds came out of IBP on that point (width 0), and CROWN's "bounds" over an
+    L2 ball of radius 1 were above margins PGD reached (found by tests/test_video_lirpa.py). With
+    the box, every IBP step sees a set containing the ball."""
 
     _cls: type | None = None
 
@@ -327,6 +334,13 @@ class MaskedL2Norm:
                 def __init__(self, eps: torch.Tensor, mask: torch.Tensor) -> None:
                     super().__init__(eps=eps, norm=2.0)
                     self.mask = mask
+
+                def init(self, x: torch.Tensor, aux: Any = None, forward: bool = False) -> Any:
+                    if forward:
+                        raise NotImplementedError("masked L2 ball: backward (CROWN) and IBP only")
+                    radius = self.eps.reshape(len(x), *([1] * (x.ndim - 1))) * self.mask
+                    bound = auto_lirpa().perturbations.LinearBound(None, None, None, None, x - radius, x + radius)
+                    return bound, x, None
 
                 def concretize_matrix(self, x: torch.Tensor, A: Any, sign: int, extra_constr: Any) -> torch.Tensor:
                     if extra_constr is not None or not isinstance(A, torch.Tensor):
@@ -498,8 +512,10 @@ class BoundEngine:
         radius = eps.reshape(len(x), *([1] * (x.ndim - 1)))
         if mask is not None:
             radius = radius * mask.to(x.dtype)
-        if norm == "l2" and mask is not None:
-            return MaskedL2Norm.make(eps.reshape(-1), mask.to(x.dtype))
+        if norm == "l2" and (mask is not None or self._graph_bound is not None or self._network_bound is not None):
+            # Also unmasked: the box interval of MaskedL2Norm (see there) for non-Sequential networks.
+            full = mask.to(x.dtype) if mask is not None else torch.ones_like(x)
+            return MaskedL2Norm.make(eps.reshape(-1), full)
         if norm == "linf":
             x_lower, x_upper = x - radius, x + radius
             if domain is not None:
