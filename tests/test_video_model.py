@@ -166,17 +166,20 @@ def test_constant_dominates_observed_slopes(norm: str, which: str, trained) -> N
     centres = trained[1][0][:3].astype(np.float64)
     rng = np.random.default_rng(0)
     off = ~np.eye(SPEC.classes, dtype=bool)
-    for mask in (None, [False, True, False, True]):
-        bound = margin_lipschitz(model, norm, mask)
+    entries = np.random.default_rng(1).random(SPEC.input_shape) < 0.1  # a subspace as A* explores
+    for mask, subspace in ((None, None), ([False, True, False, True], None), (None, entries)):
+        bound = margin_lipschitz(model, norm, mask, subspace)
         assert bound.shape == (SPEC.classes, SPEC.classes) and np.all(np.diag(bound) == 0)
         assert np.allclose(bound, bound.T, rtol=1e-12, atol=0)
         for radius in (0.1, 3.0):
-            observed = np.maximum(lipschitz_slope_check(model, centres, norm, 256, radius, rng, mask),
-                                  lipschitz_slope_ascent(model, centres[:1], norm, radius, 60, rng, mask))
+            observed = np.maximum(
+                lipschitz_slope_check(model, centres, norm, 256, radius, rng, mask, subspace),
+                lipschitz_slope_ascent(model, centres[:1], norm, radius, 60, rng, mask, input_mask=subspace))
             assert observed[off].min() > 0  # the checks did measure something
             assert np.all(observed <= bound), (norm, mask, radius, (observed / np.where(off, bound, 1)).max())
     masked = margin_lipschitz(model, norm, [False, True, False, True])
     assert np.all(masked <= margin_lipschitz(model, norm)) and np.all(masked[off] > 0)
+    assert np.all(margin_lipschitz(model, norm, None, entries) <= margin_lipschitz(model, norm))
     assert np.all(margin_lipschitz(model, norm, [False] * SPEC.flows) == 0)  # nothing may move
 
 

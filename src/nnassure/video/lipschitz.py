@@ -13,6 +13,9 @@ allows is never finer. :func:`margin_lipschitz` returns the matrix of these L_{y
 The norm p in {1, 2, inf} is over the whole flow sequence (all flows x 2 x grid x grid
 entries), as the MSR of Def. 6 measures it. With a mask only the masked flows (time steps) may
 differ between x and x' (the manipulated flows of the experiments); the others are identical.
+An input mask likewise restricts the differing entries (A*'s subspace of Player II's dimensions);
+then step t's conv1 matrix A is replaced by its masked columns A[:, S_t] in step 1 below (dx_t is
+zero outside S_t, so A dx_t = A[:, S_t] dx_t[S_t]), and a_t = 0 for steps without masked entries.
 
 Derivation (the network of :mod:`nnassure.video.model`, Def. 9's N_C then N_R)
 ---------------------------------------------------------------------------------
@@ -120,6 +123,17 @@ def _dual(p: float) -> float:
     return math.inf if p == 1 else 1.0 if p == math.inf else p / (p - 1)
 
 
+def _spectral(matrix: np.ndarray) -> float:
+    """The largest singular value in float64 (torch's LAPACK: it follows torch's thread count,
+    where numpy's multi-threaded BLAS took seconds per SVD on busy cores)."""
+    return float(torch.linalg.matrix_norm(torch.as_tensor(np.asarray(matrix, dtype=np.float64)), ord=2))
+
+
+def _abs_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """|left| |right| in float64 (non-negative terms: relative rounding error below n * 2^-53)."""
+    return (torch.as_tensor(np.abs(left)) @ torch.as_tensor(np.abs(right))).numpy()
+
+
 def operator_norm(matrix: np.ndarray, p_in: float, p_out: float) -> float:
     """An upper bound of ``max ||A v||_{p_out} / ||v||_{p_in}`` for p in {1, 2, inf}.
 
@@ -134,15 +148,15 @@ def operator_norm(matrix: np.ndarray, p_in: float, p_out: float) -> float:
     elif p_out == math.inf:  # each output row is maximised separately by Hoelder's equality case
         value = float(np.max(np.linalg.norm(a, ord=_dual(p_in), axis=1)))
     elif p_in == p_out == 2:
-        value = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), ord=2))
+        value = _spectral(matrix)
     elif p_in == 2 and p_out == 1:  # ||Av||_1 <= sum_i ||A_i||_2 ||v||_2, and <= sqrt(m) ||Av||_2
-        spectral = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), ord=2))
+        spectral = _spectral(matrix)
         value = min(float(np.sum(np.linalg.norm(a, axis=1))), math.sqrt(a.shape[0]) * spectral)
     elif p_in == math.inf and p_out == 2:  # |(Av)_i| <= ||A_i||_1 ||v||_inf, and ||v||_2 <= sqrt(n) ||v||_inf
-        spectral = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), ord=2))
+        spectral = _spectral(matrix)
         value = min(float(np.linalg.norm(a.sum(axis=1))), math.sqrt(a.shape[1]) * spectral)
     elif p_in == math.inf and p_out == 1:  # ||Av||_1 <= sum_ij |A_ij| ||v||_inf
-        spectral = float(np.linalg.norm(np.asarray(matrix, dtype=np.float64), ord=2))
+        spectral = _spectral(matrix)
         value = min(float(a.sum()), math.sqrt(a.shape[0] * a.shape[1]) * spectral)
     else:
         raise ValueError(f"unsupported operator norm {p_in}->{p_out}")
@@ -176,12 +190,11 @@ def layer_matrices(model: FlowLSTM) -> dict[str, np.ndarray]:
 
 def _cnn_bound(m: dict[str, np.ndarray], p: float, r: float) -> tuple[float, np.ndarray]:
     """K of step 1 and the abs-product matrix |P||B||A| (all ReLU patterns at once, step 1b)."""
-    a, b, proj = (np.abs(m[k]) for k in ("conv1", "conv2", "project"))
-    abs_ba = b @ a
-    abs_chain = proj @ abs_ba
+    abs_ba = _abs_product(m["conv2"], m["conv1"])
+    abs_chain = _abs_product(m["project"], abs_ba)
     k = min(operator_norm(m["conv1"], p, r) * operator_norm(m["conv2"], r, r) * operator_norm(m["project"], r, r),
             operator_norm(abs_ba, p, r) * operator_norm(m["project"], r, r),
-            operator_norm(m["conv1"], p, r) * operator_norm(proj @ b, r, r),
+            operator_norm(m["conv1"], p, r) * operator_norm(_abs_product(m["project"], m["conv2"]), r, r),
             operator_norm(abs_chain, p, r))
     return k, abs_chain
 
@@ -200,17 +213,25 @@ def _joint(matrices: Sequence[np.ndarray], weights: Sequence[float], p: float, r
     return value * _ROUNDING
 
 
-def step_coefficients(model: FlowLSTM, norm: str, hidden_norm: str | None = None) -> np.ndarray:
+def step_coefficients(model: FlowLSTM, norm: str, hidden_norm: str | None = None,
+                      input_mask: np.ndarray | None = None) -> np.ndarray:
     """kappa of the derivation (step 4): ``||dh_T||_r <= sum_t kappa_t ||dx_t||_p``, shape (flows,).
 
-    ``hidden_norm`` is r (default: p).
+    ``hidden_norm`` is r (default: p). ``input_mask`` (booleans of the input shape) says which flow
+    entries may differ: step t's CNN bound then uses only the columns of conv1 of its masked
+    entries (dx_t is zero elsewhere, so A dx_t = A[:, S_t] dx_t[S_t]); default all.
     """
     p = _exponent(norm)
     r = p if hidden_norm is None else _exponent(hidden_norm)
     m = layer_matrices(model)
-    k, abs_chain = _cnn_bound(m, p, r)
+    mask = np.ones(model.spec.input_shape, dtype=bool) if input_mask is None else input_mask
     input_weights = [m[f"W_{z}"] for z in GATES]
-    input_chains = [np.abs(w) @ abs_chain for w in input_weights]
+    per_step: dict[bytes, tuple[float, list[np.ndarray]]] = {}  # CNN bounds per distinct step mask
+    for t in range(model.spec.flows):
+        key = mask[t].tobytes()
+        if key not in per_step and mask[t].any():
+            k, abs_chain = _cnn_bound({**m, "conv1": m["conv1"][:, mask[t].reshape(-1)]}, p, r)
+            per_step[key] = (k, [_abs_product(w, abs_chain) for w in input_weights])
     hidden_weights = [m[f"U_{z}"] for z in GATES]
     steps = model.spec.flows
     cell = np.zeros(steps)  # coefficient vectors over (a_1, ..., a_T) of C_{t-1} and H_{t-1}
@@ -223,38 +244,52 @@ def step_coefficients(model: FlowLSTM, norm: str, hidden_norm: str | None = None
         new = []
         for weights in (in_cell, in_hidden):
             unit = np.zeros(steps)
-            unit[t - 1] = min(_joint(input_weights, weights, r, r) * k, _joint(input_chains, weights, p, r))
+            if mask[t - 1].any():  # else a_t = 0: the step's coefficient does not matter
+                k, input_chains = per_step[mask[t - 1].tobytes()]
+                unit[t - 1] = min(_joint(input_weights, weights, r, r) * k, _joint(input_chains, weights, p, r))
             recurrent = _joint(hidden_weights, weights, r, r) * hidden if t > 1 else 0.0
             new.append(cell + unit + recurrent)
         cell, hidden = new
     return hidden * _ROUNDING
 
 
-def _mask_array(model: FlowLSTM, flows_mask: Sequence[bool] | None) -> np.ndarray:
-    steps = model.spec.flows
-    if flows_mask is None:
-        return np.ones(steps, dtype=bool)
-    mask = np.asarray(list(flows_mask))
-    if mask.shape != (steps,) or mask.dtype != bool:
-        raise ValueError(f"flows_mask must be {steps} booleans (one per flow), got {list(flows_mask)!r}")
+def _mask_array(model: FlowLSTM, flows_mask: Sequence[bool] | None, input_mask: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The entries that may differ, booleans of the input shape: the masked flows and input entries."""
+    steps, shape = model.spec.flows, model.spec.input_shape
+    mask = np.ones(shape, dtype=bool)
+    if flows_mask is not None:
+        flows = np.asarray(list(flows_mask))
+        if flows.shape != (steps,) or flows.dtype != bool:
+            raise ValueError(f"flows_mask must be {steps} booleans (one per flow), got {list(flows_mask)!r}")
+        mask[~flows] = False
+    if input_mask is not None:
+        entries = np.asarray(input_mask)
+        if entries.shape != shape or entries.dtype != bool:
+            raise ValueError(f"input_mask must be booleans of shape {shape}, got {entries.dtype} {entries.shape}")
+        mask &= entries
     return mask
 
 
-def margin_lipschitz(model: FlowLSTM, norm: str, flows_mask: Sequence[bool] | None = None) -> np.ndarray:
+def margin_lipschitz(model: FlowLSTM, norm: str, flows_mask: Sequence[bool] | None = None,
+                     input_mask: np.ndarray | None = None) -> np.ndarray:
     """L[y, c]: a provable global Lipschitz constant of logit_y - logit_c w.r.t. ``norm`` (module docstring).
 
     ``norm`` in {"l1", "l2", "linf"} is over the whole flow sequence; with ``flows_mask`` (one bool
-    per flow) only the masked flows differ between the two inputs. Symmetric, zero diagonal, and
+    per flow) only the masked flows differ between the two inputs, and with ``input_mask`` (booleans
+    of shape ``(flows, 2, grid, grid)``, e.g. A*'s subspace S) only those entries. Symmetric, zero
+    diagonal, and
     L[y, c] <= Lip_y + Lip_c, so Eq. (5) holds with L[y, c] in place of (Lip_y + Lip_c).
     """
     p = _exponent(norm)
-    mask = _mask_array(model, flows_mask)
+    mask = _mask_array(model, flows_mask, input_mask)
+    steps = mask.reshape(model.spec.flows, -1).any(axis=1)
     rows = layer_matrices(model)["classify"]
     differences = rows[:, None, :] - rows[None, :, :]  # [y, c] = w_y - w_c
     best = np.full((len(rows), len(rows)), np.inf)
     for hidden_norm in NORMS:
         r = _exponent(hidden_norm)
-        kappa = step_coefficients(model, norm, hidden_norm)[mask]
+        kappa = step_coefficients(model, norm, hidden_norm, mask)[steps]
         time_factor = float(np.linalg.norm(kappa, ord=_dual(p))) if kappa.size else 0.0
         output = np.linalg.norm(differences, ord=_dual(r), axis=2)
         best = np.minimum(best, output * time_factor * _ROUNDING)
@@ -286,7 +321,7 @@ def _centres(model: FlowLSTM, x: np.ndarray) -> torch.Tensor:
 
 
 def _random_directions(shape: tuple[int, ...], p: float, mask: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """Random directions of unit p-norm, zero outside the masked flows (half Gaussian, half signs)."""
+    """Random directions of unit p-norm, zero outside ``mask`` (input shape; half Gaussian, half signs)."""
     v = rng.standard_normal(shape)
     v[: shape[0] // 2] = np.sign(v[: shape[0] // 2]) * rng.uniform(0.5, 1.0, v[: shape[0] // 2].shape)
     v[:, ~mask] = 0.0
@@ -295,7 +330,8 @@ def _random_directions(shape: tuple[int, ...], p: float, mask: np.ndarray, rng: 
 
 
 def lipschitz_slope_check(model: FlowLSTM, x: np.ndarray, norm: str, pairs: int, radius: float,
-                          rng: np.random.Generator, flows_mask: Sequence[bool] | None = None) -> np.ndarray:
+                          rng: np.random.Generator, flows_mask: Sequence[bool] | None = None,
+                          input_mask: np.ndarray | None = None) -> np.ndarray:
     """The largest slope |g(x1) - g(x2)| / ||x1 - x2||_p observed over ``pairs`` random pairs, per margin.
 
     x1 = centre + radius * u (u any direction; a global constant must hold everywhere) and
@@ -304,7 +340,7 @@ def lipschitz_slope_check(model: FlowLSTM, x: np.ndarray, norm: str, pairs: int,
     Returns the (classes, classes) matrix of observed slopes, a lower bound of the best constant.
     """
     p = _exponent(norm)
-    mask = _mask_array(model, flows_mask)
+    mask = _mask_array(model, flows_mask, input_mask)
     net = _double(model)
     centres = _centres(model, x)
     best = np.zeros((model.spec.classes, model.spec.classes))
@@ -323,16 +359,16 @@ def lipschitz_slope_check(model: FlowLSTM, x: np.ndarray, norm: str, pairs: int,
 
 def lipschitz_slope_ascent(model: FlowLSTM, x: np.ndarray, norm: str, radius: float, steps: int = 100,
                            rng: np.random.Generator | None = None, flows_mask: Sequence[bool] | None = None,
-                           lr: float = 0.05) -> np.ndarray:
+                           lr: float = 0.05, input_mask: np.ndarray | None = None) -> np.ndarray:
     """Slopes of pairs found by maximising |g_{y,c}(x1) - g_{y,c}(x2)| / ||x1 - x2||_p by gradient ascent.
 
     One pair per ordered margin (y, c) and centre in ``x``: x1 starts near the centre, x2 - x1 a
-    random direction of norm ``radius`` on the masked flows; Adam (float64) moves both, the
-    difference kept on the masked flows. Returns the (classes, classes) matrix of the best slopes
+    random direction of norm ``radius`` on the masked flows and entries; Adam (float64) moves
+    both, the difference kept on the masked flows and entries. Returns the (classes, classes) matrix of the best slopes
     seen during the ascent, a lower bound of the best constant that the bound must dominate.
     """
     p = _exponent(norm)
-    mask = _mask_array(model, flows_mask)
+    mask = _mask_array(model, flows_mask, input_mask)
     rng = np.random.default_rng(0) if rng is None else rng
     net = _double(model)
     for parameter in net.parameters():
@@ -348,7 +384,7 @@ def lipschitz_slope_ascent(model: FlowLSTM, x: np.ndarray, norm: str, radius: fl
     shape = tuple(base.shape)
     x1 = (base + 0.5 * radius * _random_directions(shape, p, np.ones_like(mask), rng)).requires_grad_(True)
     delta = (radius * _random_directions(shape, p, mask, rng)).requires_grad_(True)
-    gate = torch.as_tensor(mask, dtype=torch.float64).reshape(1, -1, 1, 1, 1)
+    gate = torch.as_tensor(mask, dtype=torch.float64)[None]
     optimizer = torch.optim.Adam([x1, delta], lr=lr * radius)
     best = np.zeros((k, k))
     rows = torch.arange(n)
