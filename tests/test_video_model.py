@@ -17,9 +17,11 @@ from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
 from nnassure.video.lipschitz import (
     NORMS,
+    _joint,
     lipschitz_slope_ascent,
     lipschitz_slope_check,
     margin_lipschitz,
+    operator_norm,
 )
 from nnassure.video.model import GATES, FlowLSTM, FlowLSTMSpec, check_flow_shape, load_flow_lstm, save_flow_lstm
 from nnassure.video.train import train_flow_lstm
@@ -181,6 +183,39 @@ def test_constant_dominates_observed_slopes(norm: str, which: str, trained) -> N
     assert np.all(masked <= margin_lipschitz(model, norm)) and np.all(masked[off] > 0)
     assert np.all(margin_lipschitz(model, norm, None, entries) <= margin_lipschitz(model, norm))
     assert np.all(margin_lipschitz(model, norm, [False] * SPEC.flows) == 0)  # nothing may move
+
+
+def _ratios(matrices: list[np.ndarray], weights: list[float], v: np.ndarray, p: float, r: float) -> np.ndarray:
+    """sum_z w_z ||X_z v||_r / ||v||_p for each column v."""
+    return sum(w * np.linalg.norm(x @ v, ord=r, axis=0) for x, w in zip(matrices, weights, strict=True)) / \
+        np.linalg.norm(v, ord=p, axis=0)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
+@pytest.mark.parametrize("r", [1.0, 2.0, math.inf])
+def test_operator_norms_and_joint_sums_bound_sampled_ratios(p: float, r: float) -> None:
+    # The building blocks of steps 1 and 2b: never below a sampled ratio, and attained where the
+    # docstring says they are exact (p = 1: a signed unit vector; r = inf: Hoelder's equality
+    # vector of the largest row; 2 -> 2: the top right singular vector).
+    rng = np.random.default_rng(int(p * 7 + r) if math.isfinite(p + r) else 5)
+    matrices = [rng.standard_normal((6, 5)) * rng.uniform(0.2, 2.0, (6, 1)) for _ in range(4)]
+    weights = [0.25, 1.5, 1.0, 0.0]
+    v = np.concatenate([rng.standard_normal((5, 4000)), np.sign(rng.standard_normal((5, 4000))), np.eye(5)], axis=1)
+    a = matrices[0]
+    assert _ratios([a], [1.0], v, p, r).max() <= operator_norm(a, p, r)
+    assert _ratios(matrices, weights, v, p, r).max() <= _joint(matrices, weights, p, r)
+    candidates = []
+    if p == 1:
+        candidates.append(np.eye(5))
+    if r == math.inf:
+        q = 1.0 if p == math.inf else 2.0 if p == 2 else math.inf
+        row = a[np.argmax(np.linalg.norm(a, ord=q, axis=1))]
+        candidates.append((np.sign(row) if q == 1 else row if q == 2 else np.eye(5)[:, [np.argmax(np.abs(row))]])
+                          .reshape(5, -1))
+    if p == r == 2:
+        candidates.append(np.linalg.svd(a)[2][:1].T)
+    for candidate in candidates:
+        assert _ratios([a], [1.0], candidate, p, r).max() >= operator_norm(a, p, r) / (1 + 1e-8)
 
 
 def _hand_model() -> FlowLSTM:
