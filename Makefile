@@ -47,6 +47,7 @@ bench: run
 	$(BIN)/python -m nnassure.bench.proven experiment=quick proven.model=digits_relu_4x128 threads=$(CORES)
 	# one solver thread, as the ensemble_row jobs whose times it reports ran
 	$(BIN)/python -m nnassure.bench.ensemble experiment=quick threads=1
+	$(BIN)/python -m nnassure.bench.video experiment=quick threads=1
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/verified.smk"
 include: "workflow/rules/proven.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/video.smk"
 
 
 # The endpoints: each paper's report. Everything else is reached through their inputs, so
@@ -28,4 +29,5 @@ rule all:
         report_files("verified-classification"),
         report_files("proven"),
         report_files("ensemble"),
+        report_files("video"),
     default_target: True

@@ -43,6 +43,7 @@ PATHS = ExperimentPaths.from_config(CFG)
 COSTS = [format_cost(c) for c in CFG.grid.costs]
 ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
 ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
+VIDEO_CLIPS = list(range(CFG.video.clips))
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
@@ -101,6 +102,11 @@ def ensemble_classifier_files(row):
             for f in ensemble_classifier_stem_files(benchmark.instance, c)]
 
 
+def video_model_files():
+    stem = PATHS.video_model_stem
+    return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+
 def paper_numbers_file(family):
     """The paper's printed numbers a report compares with: an input, so a corrected transcription
     reruns the report."""
@@ -157,3 +163,4 @@ wildcard_constraints:
     instance="|".join(ENSEMBLE_INSTANCES),
     index=r"[0-9]+",
     row=r"[0-9]+",
+    clip=r"[0-9]+",
