@@ -69,6 +69,11 @@ def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
     for table in ("en_table1", "en_table2", "en_table3", "en_table4", "en_table5", "en_table6"):
         for ext in ("csv", "md", "tex", "compare.md"):
             assert (smoke_run / "tables" / f"{table}.{ext}").exists()
+    for ext in ("csv", "md", "tex", "compare.md"):
+        assert (smoke_run / "tables" / f"vd_table1.{ext}").stat().st_size > 0
+    for figure in ("vd_fig4", "vd_fig5", "vd_fig7", "vd_fig8", "vd_fig10"):
+        for ext in ("png", "pdf"):
+            assert (smoke_run / "figures" / f"{figure}.{ext}").stat().st_size > 0
     assert (smoke_run / "logs" / "train" / "a_c10.log").exists()
     assert (smoke_run / "benchmarks" / "certify" / "a_c10.tsv").exists()
 
@@ -169,6 +174,37 @@ def test_ensemble_rows_are_machine_readable_and_their_attacks_recheck(smoke_run:
     assert set(table["id"]) == {25, 26}
 
 
+def test_video_bounds_are_ordered_and_their_adversarial_flows_recheck(smoke_run: Path) -> None:
+    import json
+
+    import torch
+
+    from nnassure.video.model import load_flow_lstm
+
+    model = load_flow_lstm(smoke_run / "models" / "video" / "flow_lstm").model.double()
+    for clip in (0, 1):
+        summary = json.loads((smoke_run / "video" / "bounds" / f"{clip}.json").read_text())
+        assert summary["true_class"] == summary["predicted_class"]
+        upper, astar = summary["upper"]["distance"], summary["astar"]
+        lirpa = summary["lirpa"]["l2"]["radius"]
+        assert upper is not None and 0 < lirpa <= upper  # both bound the whole flow ball's MSR
+        if astar["subspace_upper"] is not None:  # both bound the MSR within A*'s subspace
+            assert astar["lower"] <= astar["subspace_upper"]
+            assert summary["lirpa"]["subspace"]["radius"] <= astar["subspace_upper"]
+        arrays = np.load(smoke_run / "video" / "bounds" / f"{clip}_flows.npz")
+        assert bool(arrays["has_adversarial"])
+        flow, adversarial = (torch.as_tensor(arrays[k], dtype=torch.float64) for k in ("flow", "adversarial"))
+        with torch.no_grad():
+            logits = model(adversarial[None])[0]
+        assert summary["classes"][int(logits.argmax())] == summary["upper"]["adversarial_class"]
+        assert float((adversarial - flow).norm()) == pytest.approx(upper, rel=1e-9)
+        trace = pd.read_parquet(smoke_run / "video" / "bounds" / f"{clip}_trace.parquet")
+        for bound, part in trace.groupby(["bound", "flows"]):
+            values = part.sort_values("iteration")["value"].dropna().to_numpy()
+            steps = np.diff(values)
+            assert (steps <= 0).all() if "upper" in bound[0] else (steps >= 0).all(), bound
+
+
 def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(smoke_run: Path) -> None:
     workdir = smoke_run.parents[1]
     dry = snakemake(workdir, "-n")
@@ -197,6 +233,8 @@ def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(sm
     ("images.lr=0.002", {"train_classifier": 3, "proven": 3, "report_proven": 1}),
     ("ensemble.time_limit=4", {"ensemble_row": 2, "report_ensemble": 1}),
     ("ensemble.max_epochs=31", {"ensemble_train": 3, "ensemble_row": 2, "report_ensemble": 1}),
+    ("video.astar_iterations=50", {"video_bounds": 2, "report_video": 1}),
+    ("video.lr=0.004", {"video_train": 1, "video_bounds": 2, "report_video": 1}),
     ("tracking.project=elsewhere", {}),
 ])
 def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, override: str,
@@ -257,12 +295,12 @@ def test_a_run_killed_midway_resumes_with_the_same_command_to_byte_identical_tab
     names = sorted(p.name for p in (smoke_run / "tables").iterdir())
     assert names == sorted(p.name for p in other.iterdir())
     # The ensemble tables report solver times, which differ between runs; their verdicts must not.
-    timed = [n for n in names if n.startswith("en_")]
+    timed = [n for n in names if n.startswith(("en_", "vd_table1"))]
     match, mismatch, errors = filecmp.cmpfiles(smoke_run / "tables", other, [n for n in names if n not in timed],
                                                shallow=False)
     assert not mismatch and not errors, mismatch
     for name in (n for n in timed if n.endswith(".csv")):
         ours, theirs = (pd.read_csv(d / name) for d in (smoke_run / "tables", other))
-        columns = [c for c in ours.columns if c not in ("seconds",)]
+        columns = [c for c in ours.columns if c != "seconds" and not c.endswith("_seconds")]
         pd.testing.assert_frame_equal(ours[columns], theirs[columns])
     shutil.rmtree(tmp_path / "results")

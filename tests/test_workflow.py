@@ -77,6 +77,8 @@ def test_a_stage_sees_only_its_keys() -> None:
     ("proven.table4_trials=3", {"report_proven"}, {"proven", "train_classifier"}),
     ("model.width=7", set(), {"search", "train"}),
     ("certify.radius_steps=3", {"certify"}, {"report", "proven_verified", "train"}),
+    ("video.brightness=[0.1]", {"video_bounds", "report_video"}, {"video_train", "video_data"}),
+    ("video.hidden=16", {"video_train"}, {"video_data", "video_bounds", "report_video"}),
     ("tracking.project=other", set(), set(stage_keys.STAGES)),
 ])
 def test_a_key_changes_the_digests_of_exactly_the_stages_that_read_it(

@@ -13,10 +13,13 @@ matplotlib.use("Agg")
 
 
 def write_table(long: pd.DataFrame, display: pd.DataFrame, directory: Path, table_id: str) -> list[Path]:
-    """Write ``<id>.csv`` (tidy source) and ``<id>.md`` / ``<id>.tex`` (the display layout)."""
+    """Write ``<id>.csv`` (tidy source) and ``<id>.md`` / ``<id>.tex`` (the display layout).
+
+    The CSV keeps six significant digits, not a fixed number of decimals: a fixed "%.4f" printed
+    a lower bound of 1.5e-05 (the video family's A*) or an eps of 1e-4 as 0."""
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, tex_path = (directory / f"{table_id}.{ext}" for ext in ("csv", "md", "tex"))
-    write_csv(long, csv_path)
+    write_csv(long, csv_path, float_format="%.6g")
     display = display.copy()
     display.columns = [", ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in display.columns]
     display.index = pd.Index([" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in display.index],

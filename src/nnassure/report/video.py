@@ -160,7 +160,10 @@ def _is_false(value: Any) -> bool:
 
 
 def _fmt(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else NO_VALUE
+    # A bound below the fixed-point resolution is shown in significant digits, never as 0.0000.
+    if not _finite(value):
+        return NO_VALUE
+    return f"{value:.3g}" if 0 < abs(value) < 10.0**-digits * 10 else f"{value:.{digits}f}"
 
 
 def upper_status(document: Mapping[str, Any]) -> str:
