@@ -44,6 +44,14 @@ On the smoke run's verified-classification models the slack is 5e-13 - 3e-11 (tr
 MLPs: below 1e-8, see tests/test_float_soundness.py), against float32 errors of up to 6e-5 that
 the former fixed 1e-5 tolerance did not cover. The same analysis at float32's unit roundoff
 covers the measured float32 - float64 differences (tested), a check that the bound is a bound.
+
+Other networks (the video CNN + LSTM of nnassure.video.model, input (batch, T, 2, g, g)). The
+engine takes an input shape; a network that is not such a Sequential supplies its own bound (a
+``rounding_slack(x, eps, C)`` method) or has one registered (:func:`register_rounding_bound`;
+FlowLSTM: :func:`graph_rounding_slack`, the same analysis on auto_LiRPA's traced graph, with the
+relaxations' slopes and the Mul nodes' McCormick coefficients read from the call's intermediate
+bounds); anything else is refused as before. Balls may be restricted to a mask of coordinates
+(Linf: a zero-width box off the mask; L2: :class:`MaskedL2Norm`, the dual norm on the mask).
 """
 
 from __future__ import annotations
