@@ -29,7 +29,8 @@ def main(cfg: DictConfig) -> None:
     paths = ExperimentPaths.from_config(cfg)
     data = load_video_dataset(paths.video_clips)
     model = load_flow_lstm(paths.video_model_stem).model
-    position = select_clip(model, data, int(v.clip), int(v.seed))
+    position = select_clip(model, data, int(v.clip), int(v.seed),
+                           f"{paths.video_clips} (model {paths.video_model_stem}.json)")
     with tracked_run(cfg, "video_bounds", f"clip{v.clip}") as tracker:
         summary, trace, arrays = analyse_clip(model, data, position, int(v.clip), BoundSettings.from_config(v))
         write_parquet(trace, paths.video_trace(v.clip), TRACE_DESCRIPTIONS)

@@ -76,20 +76,21 @@ class BoundSettings:
                    brightness=tuple(video.brightness), margin=video.margin)
 
 
-def analysed_clips(model: FlowLSTM, data: VideoDataset, seed: int) -> np.ndarray:
+def analysed_clips(model: FlowLSTM, data: VideoDataset, seed: int, what: str = "the video data set") -> np.ndarray:
     """Dataset positions of the test clips the float64 network classifies correctly, in a seeded
     order: clip ``i`` of the pipeline is entry ``i``, whatever ``video.clips`` is, so raising the
     count adds jobs without changing the clips already analysed."""
     ids = data.indices("test")
     flows, labels = data.flows[ids], data.labels[ids]
-    check_flow_shape(model, flows.shape, "the video data set")
+    check_flow_shape(model, flows.shape, what)
     correct = ids[classify64(model, flows).argmax(axis=1) == labels]
     return correct[np.random.default_rng(seed).permutation(len(correct))]
 
 
-def select_clip(model: FlowLSTM, data: VideoDataset, clip: int, seed: int) -> int:
-    """The dataset position of analysed clip ``clip`` (see :func:`analysed_clips`)."""
-    order = analysed_clips(model, data, seed)
+def select_clip(model: FlowLSTM, data: VideoDataset, clip: int, seed: int, what: str = "the video data set") -> int:
+    """The dataset position of analysed clip ``clip`` (see :func:`analysed_clips`); ``what`` names
+    the data and model files in errors."""
+    order = analysed_clips(model, data, seed, what)
     if not 0 <= clip < len(order):
         raise ConfigError(f"video.clip={clip}: only {len(order)} test clips are classified correctly; "
                           f"expected video.clip in 0..{len(order) - 1} (and video.clips <= {len(order)})")
