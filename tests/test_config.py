@@ -211,6 +211,114 @@ PER_KEY = [
      "accuracy in [0, 1]"),
     ("ensemble.training_attempts", 0, "invalid config value ensemble.training_attempts=0: expected an integer >= 1"),
     ("ensemble.seed", "x", "invalid config value ensemble.seed='x': expected an integer"),
+    ("video.motions", ['left', 'right', 'up'],
+     "invalid config value video.motions=['left', 'right', 'up']: "
+     'expected at least 4 distinct motions of left, right, up, down, zoom_in, zoom_out'),
+    ("video.clips_per_class", 4,
+     'invalid config value video.clips_per_class=4: '
+     'expected an integer >= 5'),
+    ("video.frames", 2,
+     'invalid config value video.frames=2: '
+     'expected an integer >= 3'),
+    ("video.size", 15,
+     'invalid config value video.size=15: '
+     'expected an integer >= 16'),
+    ("video.speed", [2.0, 1.0],
+     'invalid config value video.speed=[2.0, 1.0]: '
+     'expected [min, max] pixels per frame with 0 < min <= max'),
+    ("video.zoom", [0.0, 0.1],
+     'invalid config value video.zoom=[0.0, 0.1]: '
+     'expected [min, max] relative scale change per frame with 0 < min <= max'),
+    ("video.noise", -0.1,
+     'invalid config value video.noise=-0.1: '
+     'expected a finite number >= 0'),
+    ("video.split", [0.5, 0.5, 0.5],
+     'invalid config value video.split=[0.5, 0.5, 0.5]: '
+     'expected three positive fractions (train, val, test) summing to 1'),
+    ("video.seed", 'x',
+     "invalid config value video.seed='x': "
+     'expected an integer'),
+    ("video.farneback", 'x',
+     "invalid config value video.farneback='x': "
+     'expected a mapping'),
+    ("video.flow_pool", 0,
+     'invalid config value video.flow_pool=0: '
+     'expected an integer >= 1'),
+    ("video.conv_channels", 0,
+     'invalid config value video.conv_channels=0: '
+     'expected an integer >= 1'),
+    ("video.features", 0,
+     'invalid config value video.features=0: '
+     'expected an integer >= 1'),
+    ("video.hidden", 0,
+     'invalid config value video.hidden=0: '
+     'expected an integer >= 1'),
+    ("video.lr", 0,
+     'invalid config value video.lr=0.0: '
+     'expected a finite number > 0'),
+    ("video.weight_decay", -1,
+     'invalid config value video.weight_decay=-1.0: '
+     'expected a finite number >= 0'),
+    ("video.batch_size", 0,
+     'invalid config value video.batch_size=0: '
+     'expected an integer >= 1'),
+    ("video.max_epochs", 0,
+     'invalid config value video.max_epochs=0: '
+     'expected an integer >= 1'),
+    ("video.patience", 0,
+     'invalid config value video.patience=0: '
+     'expected an integer >= 1'),
+    ("video.clips", 0,
+     'invalid config value video.clips=0: '
+     'expected an integer >= 1'),
+    ("video.clip", -1,
+     'invalid config value video.clip=-1: '
+     'expected an integer >= 0'),
+    ("video.norm", 'l3',
+     "invalid config value video.norm='l3': "
+     'expected one of l1, l2, linf'),
+    ("video.upper_iterations", 0,
+     'invalid config value video.upper_iterations=0: '
+     'expected an integer >= 1'),
+    ("video.upper_gradient", 'exact',
+     "invalid config value video.upper_gradient='exact': "
+     'expected one of autograd, finite-difference'),
+    ("video.upper_step", 0,
+     'invalid config value video.upper_step=0.0: '
+     'expected a finite number > 0'),
+    ("video.astar_iterations", 0,
+     'invalid config value video.astar_iterations=0: '
+     'expected an integer >= 1'),
+    ("video.astar_seconds", 0,
+     'invalid config value video.astar_seconds=0.0: '
+     'expected a finite number > 0'),
+    ("video.astar_batch", 0,
+     'invalid config value video.astar_batch=0: '
+     'expected an integer >= 1'),
+    ("video.astar_dims_per_flow", 0,
+     'invalid config value video.astar_dims_per_flow=0: '
+     'expected an integer >= 1'),
+    ("video.tau_fraction", 1.5,
+     'invalid config value video.tau_fraction=1.5: '
+     'expected a number in (0, 1]'),
+    ("video.lirpa_method", 'alpha-crown',
+     "invalid config value video.lirpa_method='alpha-crown': "
+     'expected one of ibp, crown'),
+    ("video.lirpa_norms", [],
+     'invalid config value video.lirpa_norms=[]: '
+     'expected a non-empty list of norms'),
+    ("video.lirpa_tolerance", 0,
+     'invalid config value video.lirpa_tolerance=0.0: '
+     'expected a finite number > 0'),
+    ("video.manipulated_flows", [8],
+     'invalid config value video.manipulated_flows[0]=8: '
+     'expected at most video.frames - 1 (7) flows'),
+    ("video.brightness", [],
+     'invalid config value video.brightness=[]: '
+     'expected a non-empty list of brightness changes'),
+    ("video.margin", -1,
+     'invalid config value video.margin=-1.0: '
+     'expected a finite number >= 0'),
     ("tracking.mode", "x", "invalid config value tracking.mode='x': expected one of offline, disabled, online"),
     ("tracking.project", ["x"], "invalid config value tracking.project=['x']: expected a string"),
     ("tracking.entity", ["x"], "invalid config value tracking.entity=['x']: expected a string"),
@@ -267,7 +375,7 @@ def test_the_composed_defaults_validate(composed):
     ("override", "message"),
     [
         ("+foo=1", "unknown config key foo: expected one of grid, dataset, model, train, search, certify, "
-                   "images, proven, ensemble, tracking, report, results_dir, threads"),
+                   "images, proven, ensemble, video, tracking, report, results_dir, threads"),
         ("foo=1", "unknown config key foo: expected one of grid, "),
         ("+train.foo=1", "unknown config key train.foo: expected one of cost_fn, cost_fp, lr, weight_decay, "
                          "batch_size, max_epochs, patience, seed, hparams_file"),
