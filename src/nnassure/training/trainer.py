@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnassure.models import MLP, ConvNet, ConvSpec, MLPSpec, build_model
+from nnassure.models import MLP, ConvSpec, MLPSpec, build_model
 from nnassure.training.loss import class_balance_weight, weighted_bce
 
 
@@ -29,7 +29,7 @@ class Hyperparameters:
 
 @dataclass
 class TrainResult:
-    model: MLP | ConvNet
+    model: torch.nn.Module
     best_epoch: int
     best_val_loss: float
     history: list[dict[str, float]] = field(default_factory=list)
@@ -49,7 +49,7 @@ def predict_labels(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
 
 
 def _fit(
-    model: MLP | ConvNet,
+    model: torch.nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     lr: float,
@@ -61,9 +61,13 @@ def _fit(
     progress: bool,
     description: str,
     optimizer_name: str = "adam",
+    validation: Callable[[torch.nn.Module], tuple[tuple[float, ...], dict[str, float]]] | None = None,
 ) -> TrainResult:
     """Adam (or SGD with momentum 0.9) with early stopping: keep the weights of the epoch with the
-    lowest validation loss."""
+    best validation score, by default the lowest validation loss.
+
+    ``validation(model)`` replaces that criterion: it returns the score (higher is better,
+    compared as a tuple) and the metrics the history records, ``val_loss`` among them."""
     xt, yt, xv, yv = data
     generator = torch.Generator().manual_seed(seed)
     if optimizer_name == "adam":
@@ -72,7 +76,14 @@ def _fit(
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     else:
         raise ValueError(f"unknown optimizer {optimizer_name!r}; expected adam or sgd")
+    if validation is None:
+        def validation(model: torch.nn.Module) -> tuple[tuple[float, ...], dict[str, float]]:
+            with torch.no_grad():
+                val_loss = float(loss_fn(model(xv), yv))
+            return (-val_loss,), {"val_loss": val_loss}
+
     best_state = copy.deepcopy(model.state_dict())
+    best_key: tuple[float, ...] = (float("-inf"),)
     best_loss, best_epoch, stale = float("inf"), 0, 0
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, max_epochs + 1), desc=description, disable=not progress, leave=False)
@@ -88,12 +99,11 @@ def _fit(
             optimizer.step()
             total += float(loss.detach()) * len(idx)
         model.eval()
-        with torch.no_grad():
-            val_loss = float(loss_fn(model(xv), yv))
-        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss})
-        bar.set_postfix(val_loss=f"{val_loss:.4f}")
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
+        key, metrics = validation(model)
+        history.append({"epoch": epoch, "train_loss": total / len(xt), **metrics})
+        bar.set_postfix({name: f"{value:.4f}" for name, value in metrics.items()})
+        if key > best_key:
+            best_key, best_loss, best_epoch, stale = key, metrics["val_loss"], epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1

@@ -10,15 +10,14 @@ alone could not tell the saturated epochs apart.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from nnassure.training import predict_classes
+from nnassure.training.trainer import _fit
 from nnassure.video.model import FlowLSTM, FlowLSTMSpec
 
 
@@ -79,40 +78,17 @@ def train_flow_lstm(
     # the batch order, so two runs with the same seed give the same weights bit for bit on CPU.
     torch.manual_seed(seed)
     model = FlowLSTM(spec)
-    generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.tensor(train[0], dtype=torch.float32), torch.tensor(train[1], dtype=torch.int64)
     xv, yv = torch.tensor(val[0], dtype=torch.float32), torch.tensor(val[1], dtype=torch.int64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    best_state = copy.deepcopy(model.state_dict())
-    best_key, best_epoch, stale, epochs = (-1.0, float("-inf")), 0, 0, 0
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(1, max_epochs + 1), desc=description, disable=not progress, leave=False)
-    for epoch in bar:
-        epochs = epoch
-        model.train()
-        order = torch.randperm(len(xt), generator=generator)
-        total = 0.0
-        for start in range(0, len(xt), batch_size):
-            idx = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
-        val_accuracy, val_loss = _accuracy_and_loss(model, xv, yv, 1024)
-        history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss,
-                        "val_accuracy": val_accuracy})
-        bar.set_postfix(val_acc=f"{val_accuracy:.3f}", val_loss=f"{val_loss:.4f}")
-        key = (val_accuracy, -val_loss)
-        if key > best_key:
-            best_key, best_epoch, stale = key, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
+
+    def validation(model: torch.nn.Module) -> tuple[tuple[float, ...], dict[str, float]]:
+        # Accuracy first: on these easy classes it saturates early while the loss keeps moving.
+        accuracy, loss = _accuracy_and_loss(model, xv, yv, 1024)
+        return (accuracy, -loss), {"val_loss": loss, "val_accuracy": accuracy}
+
+    fitted = _fit(model, torch.nn.functional.cross_entropy, (xt, yt, xv, yv), lr, weight_decay, batch_size,
+                  max_epochs, patience, seed, progress, description, validation=validation)
+    model, history, best_epoch, epochs = fitted.model, fitted.history, fitted.best_epoch, len(fitted.history)
     accuracy = {name: float(np.mean(predict_classes(model, x) == y)) for name, (x, y) in splits.items()}
     return VideoTrainResult(model=model, accuracy=accuracy, epochs=epochs, best_epoch=best_epoch,
                             seconds=time.perf_counter() - started, history=history)
