@@ -106,9 +106,16 @@ def build_model(spec: MLPSpec | ConvSpec) -> MLP | ConvNet:
 
 def save_model(model: MLP | ConvNet, stem: str | Path, metadata: dict[str, Any] | None = None) -> None:
     """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically."""
+    spec_format = CONV_FORMAT if isinstance(model.spec, ConvSpec) else SPEC_FORMAT
+    write_model_files(stem, model, spec_format, metadata)
+
+
+def write_model_files(stem: str | Path, model: nn.Module, spec_format: str,
+                      metadata: dict[str, Any] | None = None) -> None:
+    """The weights of ``model`` as ``<stem>.safetensors`` and ``{format, spec, metadata}`` as
+    ``<stem>.json``, each written atomically; every model file format of the project is this."""
     weights_path, spec_path = model_paths(stem)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    spec_format = CONV_FORMAT if isinstance(model.spec, ConvSpec) else SPEC_FORMAT
     document = {"format": spec_format, "spec": asdict(model.spec), "metadata": metadata or {}}
     with atomic_path(weights_path) as tmp:
         save_file(state, str(tmp))

@@ -21,18 +21,19 @@ which is ``nn.LSTMCell`` from a zero state (h_0 = c_0 = 0); the logits are a lin
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from nnassure.errors import InputFileError
-from nnassure.io import atomic_path
+from nnassure.models.mlp import model_paths, write_model_files
 
 FORMAT = "nnassure-flow-lstm-1"
 GATES = ("i", "f", "g", "o")
@@ -111,25 +112,14 @@ class FlowLSTMFile:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _paths(stem: str | Path) -> tuple[Path, Path]:
-    stem = Path(stem)
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-
-
 def save_flow_lstm(model: FlowLSTM, stem: str | Path, metadata: dict[str, Any] | None = None) -> None:
-    """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically."""
-    weights_path, spec_path = _paths(stem)
-    state = {k: v.detach().cpu().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
-    document = {"format": FORMAT, "spec": asdict(model.spec), "metadata": metadata or {}}
-    with atomic_path(weights_path) as tmp:
-        save_file(state, str(tmp))
-    with atomic_path(spec_path) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    """Write ``<stem>.safetensors`` (float32 weights) and ``<stem>.json`` atomically."""
+    write_model_files(stem, copy.deepcopy(model).float(), FORMAT, metadata)
 
 
 def load_flow_lstm(stem: str | Path) -> FlowLSTMFile:
     """Read a model saved by :func:`save_flow_lstm` (float32 weights, evaluation mode)."""
-    weights_path, spec_path = _paths(stem)
+    weights_path, spec_path = model_paths(stem)
     for path in (weights_path, spec_path):
         if not path.exists():
             raise InputFileError(f"{path}: model file not found (run the video_train stage first)")
