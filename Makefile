@@ -10,6 +10,8 @@ SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
 # Stage commands inside Snakemake rules call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
+# albumentations calls the network at import to look for updates unless this is set.
+export NO_ALBUMENTATIONS_UPDATE := 1
 
 EXPERIMENT ?= quick
 # The directory a run worked in (the tests run the smoke experiment in a temporary one).

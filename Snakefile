@@ -20,6 +20,7 @@ include: "workflow/rules/verified.smk"
 include: "workflow/rules/proven.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/video.smk"
+include: "workflow/rules/kri.smk"
 
 
 # The endpoints: each paper's report. Everything else is reached through their inputs, so
@@ -30,4 +31,5 @@ rule all:
         report_files("proven"),
         report_files("ensemble"),
         report_files("video"),
+        report_files("kri"),
     default_target: True

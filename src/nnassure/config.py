@@ -48,6 +48,8 @@ from nnassure.config_errors import fail, from_hydra, from_validation, invalid
 from nnassure.ensemble.backends import BACKENDS
 from nnassure.ensemble.benchmarks import parse_benchmarks
 from nnassure.errors import ConfigError
+from nnassure.kri.kinds import FAMILIES as KRI_FAMILIES
+from nnassure.kri.kinds import check_params, kind
 from nnassure.model_id import ACTIVATION_NAMES, IMAGE_DATASETS, MODEL_ID, MODEL_ID_ALLOWED, ModelId, match_model_id
 from nnassure.model_id import parse_model_id as parse_model_id
 
@@ -432,6 +434,185 @@ class VideoConfig(Section):
         return self
 
 
+KRI_LOSSES = ("class_change", "misclassification", "severity")
+KRI_CERTIFY_METHODS = ("ibp", "crown")
+KriName = Annotated[str, rule("a name of letters, digits and _ starting with a letter",
+                              lambda v: re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v) is not None)]
+Fraction = Annotated[float, rule("a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)]
+
+
+class KriDataConfig(Section):
+    """The traffic-sign images of the KRI family (nnassure.data.signs, the CIFAR stand-in), RGB."""
+
+    image_size: Annotated[int, at_least(16)] = 32
+    images_per_class: Annotated[int, at_least(10)] = 300
+    split: Annotated[list[float], rule("three positive fractions (train, val, test) summing to 1",
+                                       lambda v: len(v) == 3 and all(f > 0 for f in v)
+                                       and abs(sum(v) - 1) <= 1e-9)] = \
+        Field(default_factory=lambda: [0.7, 0.1, 0.2])
+    seed: int = 0
+
+
+class KriTrainConfig(Section):
+    """What every model of the zoo shares: Adam, mini-batches, early stopping on validation accuracy."""
+
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 64
+    max_epochs: PositiveInt = 30
+    patience: PositiveInt = 5
+    seed: int = 0
+
+
+class KriCapacityConfig(Section):
+    """A CNN size: 3x3 convolutions with these channels (the first at stride 1, the others at
+    stride 2), then a dense ReLU layer of ``hidden`` units and the logits."""
+
+    channels: Annotated[list[PositiveInt], non_empty("a non-empty list of channel counts")]
+    hidden: PositiveInt
+
+
+class KriAdversarialTrainingConfig(Section):
+    """Adversarial training: each batch is attacked (ART, white box on the current weights) and the
+    loss is (1 - weight) * clean + weight * adversarial (Goodfellow et al.: FGSM, weight 0.5;
+    Madry et al.: PGD, weight 1)."""
+
+    attack: Annotated[str, one_of(("fgsm", "pgd"))]
+    eps: Annotated[float, rule("a budget in (0, 1]", lambda v: 0.0 < v <= 1.0)] = 0.03
+    step: PositiveFloat = 0.0075  # PGD step size
+    iterations: PositiveInt = 7  # PGD steps
+    weight: Fraction = 0.5
+
+
+class KriVariantConfig(Section):
+    """One model of the zoo (a row of Table 1): the capacity and the robustifying measures it is
+    trained with; ``null`` leaves a measure out."""
+
+    description: Text  # what differs, in words (Table 1's columns)
+    capacity: KriName = "base"
+    standard_augment: bool = False  # random shifts, scales and rotations (albumentations Affine)
+    noise_sigma: PositiveFloat | None = None  # Gaussian-noise augmentation
+    gce_alpha: PositiveFloat | None = None  # guided complement entropy loss with this guiding exponent
+    parseval_beta: PositiveFloat | None = None  # Parseval retraction step after each update
+    distillation_temperature: Annotated[float, rule("a temperature > 1", lambda v: v > 1)] | None = None
+    adversarial: KriAdversarialTrainingConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_loss(self) -> KriVariantConfig:
+        if self.gce_alpha is not None and self.distillation_temperature is not None:
+            fail("gce_alpha", self.gce_alpha, "null with distillation_temperature set (distillation trains on "
+                 "soft labels with cross-entropy)")
+        return self
+
+
+class KriScenarioConfig(Section):
+    """A scenario component: a named distribution of perturbations (nnassure.kri.kinds)."""
+
+    family: Annotated[str, one_of(KRI_FAMILIES)]
+    kind: Text
+    params: dict[str, Any] = Field(default_factory=dict)
+    draws: PositiveInt | None = None  # perturbations per sample; null: kri.draws (adversarial: 1)
+
+
+class KriSeverityConfig(Section):
+    """The severity loss: cost[true][predicted] of each misreading (0 for a correct reading, ``default``
+    for a pair not listed)."""
+
+    default: NonNegativeFloat = 1.0
+    costs: dict[SignClass, dict[SignClass, NonNegativeFloat]] = Field(default_factory=dict)
+
+
+class KriCertifyConfig(Section):
+    """PROVEN's certified upper bound on the class-change probability for the certifiable scenarios
+    (Gaussian and uniform noise), on the first ``samples`` perturbed test images."""
+
+    samples: PositiveInt = 50
+    method: Annotated[str, one_of(KRI_CERTIFY_METHODS)] = "crown"
+    # Gaussian noise is unbounded: the certificate holds inside a box of these many sigmas plus the
+    # mass outside it; the smallest bound over these boxes is reported.
+    box_sigmas: Annotated[list[PositiveFloat], non_empty("a non-empty list of box half-widths in sigmas")] = \
+        Field(default_factory=lambda: [3.0, 4.0, 5.0])
+    batch_size: PositiveInt = 10
+
+
+class KriReportConfig(Section):
+    """Thresholds of the findings the report checks (paper-targets: augmentation lowers random and
+    adversarial risk by similar amounts; a robustifying loss lowers adversarial risk only)."""
+
+    similar_ratio: Annotated[float, rule("a ratio >= 1", lambda v: v >= 1)] = 3.0  # larger / smaller drop
+    unchanged: NonNegativeFloat = 0.05  # a family's risk "stays about the same": |change| below this
+
+
+class KriConfig(Section):
+    """Key risk indicators (Schwerdtner et al.): a zoo of CNNs on traffic signs, scenario components
+    of four noise families, the risk tensor of their losses (Sec. 4) and its aggregation (Eq. 2)."""
+
+    data: KriDataConfig = Field(default_factory=KriDataConfig)
+    train: KriTrainConfig = Field(default_factory=KriTrainConfig)
+    capacities: dict[KriName, KriCapacityConfig] = Field(default_factory=dict)
+    variants: dict[KriName, KriVariantConfig] = Field(default_factory=dict)
+    models: Annotated[list[KriName], non_empty("a non-empty list of variant names")] = \
+        Field(default_factory=lambda: ["NNet"])
+    scenarios: dict[KriName, KriScenarioConfig] = Field(default_factory=dict)
+    samples: PositiveInt = 200  # test images perturbed by every scenario
+    draws: PositiveInt = 10  # perturbations per sample of a scenario that does not set its own
+    seed: int = 0
+    losses: Annotated[list[Annotated[str, one_of(KRI_LOSSES)]],
+                      rule("distinct losses of " + ", ".join(KRI_LOSSES),
+                           lambda v: len(v) > 0 and len(set(v)) == len(v))] = \
+        Field(default_factory=lambda: list(KRI_LOSSES))
+    severity: KriSeverityConfig = Field(default_factory=KriSeverityConfig)
+    # deployment scenarios: name -> weights alpha_i over scenario components (Eq. 2)
+    deployments: dict[KriName, dict[KriName, NonNegativeFloat]] = Field(default_factory=dict)
+    confidence: Confidence = 0.95
+    bootstrap: Annotated[int, at_least(100)] = 1000  # resamples of the test images per interval
+    certify: KriCertifyConfig = Field(default_factory=KriCertifyConfig)
+    report: KriReportConfig = Field(default_factory=KriReportConfig)
+    # the model and scenario one stage run works on (Snakemake wildcards)
+    variant: KriName | None = None
+    scenario: KriName | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KriConfig:
+        for name, variant in self.variants.items():
+            if variant.capacity not in self.capacities:
+                fail(f"kri.variants.{name}.capacity", variant.capacity,
+                     f"one of kri.capacities ({', '.join(self.capacities) or 'none defined'})")
+        for i, name in enumerate(self.models):
+            if name not in self.variants:
+                fail(f"kri.models[{i}]", name, f"one of kri.variants ({', '.join(self.variants) or 'none defined'})")
+        if len(set(self.models)) != len(self.models):
+            fail("kri.models", self.models, "each variant at most once")
+        if not self.scenarios:
+            fail("kri.scenarios", {}, "at least one scenario")
+        for name, scenario in self.scenarios.items():
+            key = f"kri.scenarios.{name}"
+            spec = kind(scenario.kind, f"{key}.kind")
+            if spec.family != scenario.family:
+                fail(f"{key}.family", scenario.family, f"{spec.family!r}, the family of kind {scenario.kind!r}")
+            scenario.params = check_params(scenario.kind, scenario.params, key)
+            if spec.adversarial and scenario.draws not in (None, 1):
+                fail(f"{key}.draws", scenario.draws, "null or 1 (an attack makes one perturbation per sample)")
+        for key, name, known in (("kri.variant", self.variant, self.variants),
+                                 ("kri.scenario", self.scenario, self.scenarios)):
+            if name is not None and name not in known:
+                fail(key, name, f"one of {key}s ({', '.join(known)})")
+        if self.certify.samples > self.samples:
+            fail("kri.certify.samples", self.certify.samples, f"at most kri.samples ({self.samples})")
+        for name, weights in self.deployments.items():
+            key = f"kri.deployments.{name}"
+            if not weights:
+                fail(key, weights, "weights over at least one scenario")
+            for scenario in weights:
+                if scenario not in self.scenarios:
+                    fail(f"{key}.{scenario}", weights[scenario],
+                         f"a weight of a scenario of kri.scenarios ({', '.join(self.scenarios)})")
+            total = sum(weights.values())
+            if abs(total - 1.0) > 1e-9:
+                fail(key, weights, f"non-negative weights summing to 1 (they sum to {total:.12g})")
+        return self
+
+
 class TrackingConfig(Section):
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
@@ -463,6 +644,7 @@ class Config(Section):
     proven: ProvenConfig = Field(default_factory=ProvenConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
+    kri: KriConfig = Field(default_factory=KriConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     results_dir: Text = "results"

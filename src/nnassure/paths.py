@@ -104,6 +104,28 @@ class ExperimentPaths:
         return self.root / "video" / "bounds" / f"{clip}_flows.npz"
 
     @property
+    def kri_images(self) -> Path:
+        """The traffic-sign images of the KRI family (kri_data), an image data set ``.npz``."""
+        return self.root / "kri" / "data" / "signs.npz"
+
+    def kri_model_stem(self, variant: str) -> Path:
+        """A model of the zoo (kri_train): ``.safetensors`` + ``.json``."""
+        return self.root / "models" / "kri" / variant
+
+    def kri_inference(self, variant: str, scenario: str) -> Path:
+        """Logits of ``variant`` on every perturbed sample of ``scenario`` (kri_infer), netCDF."""
+        return self.root / "kri" / "infer" / variant / f"{scenario}.nc"
+
+    def kri_certificate(self, variant: str, scenario: str) -> Path:
+        """PROVEN's certified class-change bounds of ``variant`` under ``scenario`` (kri_certify), Parquet."""
+        return self.root / "kri" / "certify" / variant / f"{scenario}.parquet"
+
+    @property
+    def kri_tensor(self) -> Path:
+        """The risk tensor R and R_adv of every model and scenario (kri_tensor), netCDF."""
+        return self.root / "kri" / "tensor.nc"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

@@ -9,6 +9,10 @@ Two uses keep the declaration honest:
   reads an undeclared key fails at once with a missing-key error instead of silently missing the
   reruns that key should trigger.
 
+A key may name another key's value in braces: ``kri.scenarios.{kri.scenario}`` is the entry of the
+scenario a job works on, so the job reruns when that entry changes and not when another scenario
+is added or edited (``{...}`` nest: ``kri.capacities.{kri.variants.{kri.variant}.capacity}``).
+
 ``job`` keys are set per job from the rule's wildcards (``dataset=b train.cost_fn=10``); they name
 the job's output files, so they are not hashed. ``EXECUTION_KEYS`` say where outputs go, how runs
 are logged and how many threads are used; every stage may read them and they never trigger a rerun.
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
@@ -74,6 +80,10 @@ _VIDEO_BOUNDS = tuple(f"video.{k}" for k in ("seed", "norm", "upper_iterations",
                                              "manipulated_flows", "brightness", "margin", "farneback",
                                              "flow_pool"))
 
+# The KRI family: one job per model (kri_train) and per (model, scenario) (kri_infer, kri_certify).
+_KRI_VARIANT = "kri.variants.{kri.variant}"
+_KRI_SCENARIO = "kri.scenarios.{kri.scenario}"
+
 STAGES: dict[str, StageKeys] = {
     "data": StageKeys(reads=("dataset",), job=_TRAINING_DATA),
     "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
@@ -111,6 +121,18 @@ STAGES: dict[str, StageKeys] = {
     "report_video": StageKeys(reads=("video.clips", "video.motions", "video.norm", "video.lirpa_norms",
                                      "video.manipulated_flows", "video.brightness", "video.upper_iterations",
                                      "video.astar_iterations")),
+    "kri_data": StageKeys(reads=("kri.data",)),
+    "kri_train": StageKeys(reads=("kri.train", _KRI_VARIANT, "kri.capacities.{kri.variants.{kri.variant}.capacity}"),
+                           job=("kri.variant",)),
+    "kri_infer": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.draws", "kri.seed"),
+                           job=("kri.variant", "kri.scenario")),
+    "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.certify"), job=("kri.variant", "kri.scenario")),
+    # The merge checks every inference file against the scenario it claims to be, and applies the losses.
+    "kri_tensor": StageKeys(reads=("kri.models", "kri.scenarios", "kri.samples", "kri.draws", "kri.seed",
+                                   "kri.losses", "kri.severity")),
+    "report_kri": StageKeys(reads=("kri.models", "kri.variants", "kri.capacities", "kri.scenarios", "kri.losses",
+                                   "kri.severity", "kri.deployments", "kri.confidence", "kri.bootstrap",
+                                   "kri.certify", "kri.report", "kri.samples")),
 }
 
 
@@ -119,6 +141,26 @@ def stage_keys(stage: str) -> StageKeys:
         return STAGES[stage]
     except KeyError:
         raise ConfigError(f"unknown stage {stage!r}: expected one of {', '.join(sorted(STAGES))}") from None
+
+
+_REFERENCE = re.compile(r"\{([^{}]+)\}")
+
+
+def expand(cfg: DictConfig, keys: tuple[str, ...], stage: str, job: Mapping[str, object] | None = None
+           ) -> tuple[str, ...]:
+    """``keys`` with every ``{key}`` replaced by that key's value, taken from ``job`` (the job's
+    wildcard values) when it is there, else from ``cfg``; innermost braces first."""
+    job = job or {}
+    expanded = []
+    for key in keys:
+        while (match := _REFERENCE.search(key)) is not None:
+            name = match.group(1)
+            value = job[name] if name in job else OmegaConf.select(cfg, name)
+            if value is None:
+                raise ConfigError(f"stage {stage} works on one {name.split('.')[-1]}: set {name}=<name>")
+            key = key[: match.start()] + str(value) + key[match.end():]
+        expanded.append(key)
+    return tuple(expanded)
 
 
 def _select(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
@@ -146,13 +188,15 @@ def project(cfg: DictConfig, stage: str) -> DictConfig:
     """``cfg`` reduced to what ``stage`` declares (its reads, job, by-hand and execution keys),
     read-only and in struct mode, so reading anything else raises."""
     keys = stage_keys(stage)
-    projected = OmegaConf.create(_select(cfg, (*keys.reads, *keys.job, *keys.by_hand, *EXECUTION_KEYS)))
+    reads = expand(cfg, keys.reads, stage)
+    projected = OmegaConf.create(_select(cfg, (*reads, *keys.job, *keys.by_hand, *EXECUTION_KEYS)))
     OmegaConf.set_struct(projected, True)
     OmegaConf.set_readonly(projected, True)
     return projected
 
 
-def digest(cfg: DictConfig, stage: str) -> str:
-    """A short hash of the values of the keys ``stage`` reads (not its job or execution keys)."""
-    text = json.dumps(_select(cfg, stage_keys(stage).reads), sort_keys=True, default=str)
+def digest(cfg: DictConfig, stage: str, job: Mapping[str, object] | None = None) -> str:
+    """A short hash of the values of the keys ``stage`` reads (not its job or execution keys);
+    ``job`` gives the job's wildcard values that ``{...}`` references in its keys resolve to."""
+    text = json.dumps(_select(cfg, expand(cfg, stage_keys(stage).reads, stage, job)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

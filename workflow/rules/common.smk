@@ -13,6 +13,7 @@ from nnassure import stage_keys
 from nnassure.run_lock import hold_run_lock
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report import catalog
+from nnassure.kri.kinds import KINDS as KRI_KINDS
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
@@ -44,6 +45,10 @@ COSTS = [format_cost(c) for c in CFG.grid.costs]
 ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
 ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
 VIDEO_CLIPS = list(range(CFG.video.clips))
+KRI_MODELS = list(CFG.kri.models)
+KRI_SCENARIOS = list(CFG.kri.scenarios)
+# The scenarios PROVEN certifies (Gaussian and uniform noise): one kri_certify job per model each.
+KRI_CERTIFIED = [name for name, s in CFG.kri.scenarios.items() if KRI_KINDS[s.kind].certifiable]
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
@@ -107,6 +112,29 @@ def video_model_files():
     return [str(stem) + ".safetensors", str(stem) + ".json"]
 
 
+def kri_digest(stage):
+    """Params of a KRI job: the digest of the keys it reads, with the entries of its own variant and
+    scenario (``kri.variants.{kri.variant}``) resolved from its wildcards, so adding or editing
+    another scenario leaves it alone."""
+    def params(wildcards):
+        job = {f"kri.{name}": getattr(wildcards, name) for name in ("variant", "scenario") if hasattr(wildcards, name)}
+        return stage_keys.digest(CFG, stage, job)
+    return params
+
+
+def kri_model_files(variant):
+    stem = PATHS.kri_model_stem(variant)
+    return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+
+def kri_inference_files():
+    return [str(PATHS.kri_inference(v, s)) for v in KRI_MODELS for s in KRI_SCENARIOS]
+
+
+def kri_certificate_files():
+    return [str(PATHS.kri_certificate(v, s)) for v in KRI_MODELS for s in KRI_CERTIFIED]
+
+
 def paper_numbers_file(family):
     """The paper's printed numbers a report compares with: an input, so a corrected transcription
     reruns the report."""
@@ -164,3 +192,5 @@ wildcard_constraints:
     index=r"[0-9]+",
     row=r"[0-9]+",
     clip=r"[0-9]+",
+    variant="|".join(KRI_MODELS),
+    scenario="|".join(KRI_SCENARIOS),

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 PAPERS = ("verified-classification-lirpa", "proven-probabilistic-certificates", "ensemble-robustness-milp",
-          "video-robustness-optical-flow")
+          "video-robustness-optical-flow", "risk-assessment-kri-tensor")
 VALUE_TYPES = {"number": (int, float), "string": (str,)}
 TABLE_KEYS = {"source", "key", "values", "columns", "rows"}
 
