@@ -497,13 +497,6 @@ class KriVariantConfig(Section):
     distillation_temperature: Annotated[float, rule("a temperature > 1", lambda v: v > 1)] | None = None
     adversarial: KriAdversarialTrainingConfig | None = None
 
-    @model_validator(mode="after")
-    def _one_loss(self) -> KriVariantConfig:
-        if self.gce_alpha is not None and self.distillation_temperature is not None:
-            fail("gce_alpha", self.gce_alpha, "null with distillation_temperature set (distillation trains on "
-                 "soft labels with cross-entropy)")
-        return self
-
 
 class KriScenarioConfig(Section):
     """A scenario component: a named distribution of perturbations (nnassure.kri.kinds)."""
@@ -575,6 +568,9 @@ class KriConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> KriConfig:
         for name, variant in self.variants.items():
+            if variant.gce_alpha is not None and variant.distillation_temperature is not None:
+                fail(f"kri.variants.{name}.gce_alpha", variant.gce_alpha, "null with distillation_temperature set "
+                     "(distillation trains on soft labels with cross-entropy)")
             if variant.capacity not in self.capacities:
                 fail(f"kri.variants.{name}.capacity", variant.capacity,
                      f"one of kri.capacities ({', '.join(self.capacities) or 'none defined'})")
