@@ -62,12 +62,21 @@ def _fit(
     description: str,
     optimizer_name: str = "adam",
     validation: Callable[[torch.nn.Module], tuple[tuple[float, ...], dict[str, float]]] | None = None,
+    batch_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+    | None = None,
+    after_step: Callable[[torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Adam (or SGD with momentum 0.9) with early stopping: keep the weights of the epoch with the
     best validation score, by default the lowest validation loss.
 
     ``validation(model)`` replaces that criterion: it returns the score (higher is better,
-    compared as a tuple) and the metrics the history records, ``val_loss`` among them."""
+    compared as a tuple) and the metrics the history records, ``val_loss`` among them.
+
+    ``batch_loss(model, x, y, idx, epoch)`` replaces ``loss_fn(model(x), y)`` as a mini-batch's
+    training loss (``idx``: the batch's indices into the training set, ``epoch`` from 1), for
+    training that perturbs the batch or changes the loss (the KRI zoo's robustifying measures);
+    ``after_step(model)`` runs after every optimiser step (e.g. a projection of the weights).
+    Without them the loop is unchanged."""
     xt, yt, xv, yv = data
     generator = torch.Generator().manual_seed(seed)
     if optimizer_name == "adam":
@@ -94,9 +103,14 @@ def _fit(
         for start in range(0, len(xt), batch_size):
             idx = order[start : start + batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            if batch_loss is None:
+                loss = loss_fn(model(xt[idx]), yt[idx])
+            else:
+                loss = batch_loss(model, xt[idx], yt[idx], idx, epoch)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
             total += float(loss.detach()) * len(idx)
         model.eval()
         key, metrics = validation(model)
