@@ -113,3 +113,12 @@ def test_a_job_stage_run_by_hand_needs_its_wildcards():
     assert list(projected.kri.scenarios) == ["fog"]
     with pytest.raises(Exception, match="brightness"):
         _ = projected.kri.scenarios.brightness
+
+
+def test_a_key_an_entry_leaves_at_its_default_is_set_with_plus():
+    with pytest.raises(ConfigError, match=r"^config key kri.scenarios.fog.draws is not set in conf/: add it with "
+                                          r"\+kri.scenarios.fog.draws=<value>$"):
+        compose(["experiment=smoke", "kri.scenarios.fog.draws=2"])
+    with pytest.raises(ConfigError, match=r"^unknown config key kri.scenarios.fog.drawz: expected one of family, "):
+        compose(["experiment=smoke", "kri.scenarios.fog.drawz=2"])
+    assert compose(["experiment=smoke", "+kri.scenarios.fog.draws=2"]).kri.scenarios.fog.draws == 2

@@ -23,6 +23,8 @@ from nnassure.run_lock import RUN_LOCK, SNAKEMAKE_LOCKS, hold_run_lock
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 STAGES = sorted(p.stem for p in (REPO / "src" / "nnassure" / "stages").glob("*.py") if not p.stem.startswith("_"))
+# The wildcards of a KRI job: its keys name the entries of its own variant and scenario.
+KRI_JOB = ["kri.variant=GCE", "kri.scenario=gaussian"]
 
 
 def dry_run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -55,7 +57,7 @@ def test_plain_snakemake_from_the_root_loads_the_default_profile() -> None:
 
 def test_every_stage_declares_its_keys_and_every_declared_key_exists() -> None:
     assert sorted(stage_keys.STAGES) == STAGES
-    cfg = compose(["experiment=smoke"])
+    cfg = compose(["experiment=smoke", *KRI_JOB])
     for stage in STAGES:
         projected = stage_keys.project(cfg, stage)  # raises ConfigError for a key the config lacks
         assert OmegaConf.is_readonly(projected)
@@ -79,11 +81,19 @@ def test_a_stage_sees_only_its_keys() -> None:
     ("certify.radius_steps=3", {"certify"}, {"report", "proven_verified", "train"}),
     ("video.brightness=[0.1]", {"video_bounds", "report_video"}, {"video_train", "video_data"}),
     ("video.hidden=16", {"video_train"}, {"video_data", "video_bounds", "report_video"}),
+    ("kri.draws=3", {"kri_infer", "kri_tensor"}, {"kri_train", "kri_certify", "kri_data"}),
+    ("kri.certify.samples=4", {"kri_certify", "report_kri"}, {"kri_infer", "kri_tensor", "kri_train"}),
+    ("kri.severity.default=2", {"kri_tensor", "report_kri"}, {"kri_infer", "kri_certify"}),
+    ("kri.variants.GCE.gce_alpha=0.3", {"kri_train", "report_kri"}, {"kri_infer", "kri_tensor", "kri_data"}),
+    ("kri.variants.NNet.description=x", {"report_kri"}, {"kri_train"}),
+    ("+kri.scenarios.fog.draws=2", {"kri_tensor", "report_kri"}, {"kri_infer", "kri_certify"}),
+    ("kri.scenarios.gaussian.params.sigma=0.1", {"kri_infer", "kri_certify", "kri_tensor", "report_kri"},
+     {"kri_train"}),
     ("tracking.project=other", set(), set(stage_keys.STAGES)),
 ])
 def test_a_key_changes_the_digests_of_exactly_the_stages_that_read_it(
         override: str, changed: set[str], unchanged: set[str]) -> None:
-    before, after = compose(["experiment=smoke"]), compose(["experiment=smoke", override])
+    before, after = compose(["experiment=smoke", *KRI_JOB]), compose(["experiment=smoke", *KRI_JOB, override])
     differs = {s for s in stage_keys.STAGES if stage_keys.digest(before, s) != stage_keys.digest(after, s)}
     assert differs == changed
     assert not differs & unchanged

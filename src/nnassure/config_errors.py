@@ -10,6 +10,8 @@ everything is translated here into ``invalid config value <key>=<value>: expecte
 from __future__ import annotations
 
 import re
+import types
+import typing
 from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
@@ -63,15 +65,35 @@ def key_of(loc: tuple[str | int, ...]) -> str:
     return key
 
 
-def _fields_at(schema: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """The keys the schema allows in the mapping at ``loc`` (empty if that is not a section)."""
+def _entry_model(annotation: Any) -> Any:
+    """The value type of a ``dict[str, X]`` annotation (optional or not), else None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is dict:
+            return typing.get_args(candidate)[1]
+    return None
+
+
+def _model_at(schema: type[BaseModel], loc: tuple[str | int, ...]) -> Any:
+    """The schema type of the node at ``loc``, stepping through named entries of ``dict[str, Section]``
+    fields (``kri.scenarios.<name>``); None where ``loc`` leaves the schema."""
     model: Any = schema
     for part in loc:
         fields = getattr(model, "model_fields", None)
-        if fields is None or not isinstance(part, str) or part not in fields:
-            return []
-        model = fields[part].annotation
-    fields = getattr(model, "model_fields", None)
+        entry = _entry_model(model)
+        if entry is not None and isinstance(part, str):
+            model = entry
+        elif fields is not None and isinstance(part, str) and part in fields:
+            model = fields[part].annotation
+            if typing.get_origin(model) in (typing.Union, types.UnionType):
+                model = next((a for a in typing.get_args(model) if a is not type(None)), model)
+        else:
+            return None
+    return model
+
+
+def _fields_at(schema: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the schema allows in the mapping at ``loc`` (empty if that is not a section)."""
+    fields = getattr(_model_at(schema, loc), "model_fields", None)
     return list(fields) if fields else []
 
 
@@ -99,6 +121,11 @@ def unknown_key(key: str, schema: type[BaseModel]) -> ConfigError:
     """The error of a key the schema does not have, naming its first unknown part."""
     parts = key.split(".")
     for depth in range(len(parts)):
+        if _entry_model(_model_at(schema, tuple(parts[:depth]))) is not None:
+            if _model_at(schema, tuple(parts)) is not None:
+                # e.g. a key of a scenario entry that its YAML leaves at the schema default
+                return ConfigError(f"config key {key} is not set in conf/: add it with +{key}=<value>")
+            continue
         allowed = _fields_at(schema, tuple(parts[:depth]))
         if not allowed:
             return ConfigError(f"unknown config key {key}: {'.'.join(parts[:depth])} is a value, not a section")
