@@ -1,0 +1,271 @@
+"""PROVEN's certified upper bound on the class-change probability of the certifiable KRI scenarios.
+
+The KRI of a certifiable scenario (Schwerdtner et al., Sec. 5: i.i.d. Gaussian noise N(0, sigma^2)
+or i.i.d. uniform noise U[-a, a] per pixel and channel, the sum clipped to [0, 1]) is the
+class-change probability P[argmax f(clip01(x + delta)) != argmax f(x)], estimated by Monte Carlo
+in the risk tensor. PROVEN (Weng et al., Sec. 3.3) bounds it from above with no sampling, from
+CROWN's linear lower bounds g_t^L(x') = A_t x' + d_t of the margins g_t = logit_c - logit_t
+(c the model's clean prediction) on an Linf ball around x.
+
+The network certified is g = f o clip01, with clip01(z) = relu(z) - relu(z - 1) written as two
+1x1 convolutions around a ReLU (:class:`ClippedKriCNN`): a piecewise-linear network that CROWN
+bounds soundly, so the clipping of the scenarios is part of what is proven (the unclipped
+noise X = x + delta is the random variable; Gaussian and uniform laws are those of PROVEN).
+
+- uniform (amplitude a): X lies in the box of radius a, coordinates independent and symmetric
+  about x: Hoeffding's bound (Cor. 3.2) at eps = a;
+- gaussian (sigma): unbounded, so the rigorous certificate: P[X outside the box of radius
+  k sigma] (Sidak's product) + the union over targets of P[g_t^L(X) <= level] (Cor. 3.3, exact
+  for the linear function), for each k of ``kri.certify.box_sigmas``; every such bound is valid,
+  the smallest is reported.
+
+Both reuse :func:`nnassure.proven.certificates.certified_risk` and
+:func:`nnassure.proven.bisection.margin_specification`; the loop is not
+:class:`~nnassure.proven.bisection.RiskEvaluator` because the ball CROWN bounds is wider than the
+noise box by the storage rounding below, and the test level carries a term per target.
+
+Floating point. Two terms make up Theorem 3.1's level a_t, so that the bound holds for the
+exact network of the model file (its float32 weights as reals) applied to the *stored* float32
+perturbed image:
+
+1. CROWN in float64: the engine's a-priori rounding bound for g (:meth:`ClippedKriCNN.rounding_slack`,
+   the analysis of :mod:`nnassure.certify.bounds` with each convolution a linear map of fan-in
+   in_channels * kh * kw; the engine calls it because g is not a Sequential of Linear layers);
+2. the stored image: the scenario stores y = clip01(X~) with X~ the float32 (or float64) sum
+   x + delta, |X~ - X| <= r = 2^-22 (1 + eps) for |delta| <= eps (two or three roundings of
+   unit roundoff 2^-24 of numbers of magnitude <= 1 + eps, times a margin; clipping is exact and
+   commutes with rounding to float32). So f(y) = g(X~) with X~ in the ball of radius eps + r,
+   on which CROWN's bounds are computed, and A X~ + d >= A X + d - r ||A_t||_1: the level gains
+   r ||A_t||_1.
+
+Not covered: the float32 *inference* of the risk tensor. Its logits differ from the exact ones by
+about 1e-6 in practice, but the a-priori forward-error bound (gamma_K(2^-24) times the magnitude
+propagation |W| a + |b| from |y| <= 1) is about 7 logits on the base CNN (measured at init), which
+would make every bound 1. A float32 class change the exact network does not make needs a margin
+within that rounding of 0; the Monte-Carlo soundness tests (float32 inference, as the tensor)
+would see it if it mattered.
+
+A margin counts as positive only above its level, so a sample the worst case proves keeps its
+class on the whole box.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from nnassure.certify.bounds import ROUNDING_SAFETY, UNIT_ROUNDOFF, BoundEngine
+from nnassure.kri.kinds import kind as scenario_kind
+from nnassure.kri.model import KriCNN
+from nnassure.proven.bisection import margin_specification
+from nnassure.proven.certificates import certified_risk
+
+STORAGE_ROUNDING = 2.0**-22  # r = STORAGE_ROUNDING * (1 + eps): see the module docstring, term 2
+
+COLUMNS = ("sample", "predicted", "bound", "certificate", "eps_box", "seconds")
+DESCRIPTIONS = {
+    "sample": "KRI sample id (position among the first kri.samples test images)",
+    "predicted": "the model's clean float32 prediction (the class a change is measured against)",
+    "bound": "certified upper bound on P[argmax f(clip01(x + delta)) != predicted] under the scenario's noise",
+    "certificate": "hoeffding (uniform noise, Cor. 3.2) or gaussian-rigorous (box + Sidak mass outside)",
+    "eps_box": "Linf radius of the noise box the reported bound was proven on",
+    "seconds": "CPU seconds of the CROWN calls of this sample",
+}
+
+
+def clip01_layers(channels: int) -> list[nn.Module]:
+    """clip01(z) = relu(z) - relu(z - 1) per channel, as Conv1x1 (z, z - 1) -> ReLU -> Conv1x1 (a - b)."""
+    up = nn.Conv2d(channels, 2 * channels, 1)
+    down = nn.Conv2d(2 * channels, channels, 1)
+    eye = torch.eye(channels)
+    with torch.no_grad():
+        up.weight.copy_(torch.cat([eye, eye]).reshape(2 * channels, channels, 1, 1))
+        up.bias.copy_(torch.cat([torch.zeros(channels), -torch.ones(channels)]))
+        down.weight.copy_(torch.cat([eye, -eye], dim=1).reshape(channels, 2 * channels, 1, 1))
+        down.bias.zero_()
+    return [up, nn.ReLU(), down]
+
+
+def _layer_magnitudes(layers: list[nn.Module], a: torch.Tensor, relaxed: bool) -> tuple[torch.Tensor, int, int]:
+    """Magnitude propagation through Conv2d / Linear / ReLU / Flatten: (M of the outputs, K, L).
+
+    ``relaxed``: CROWN's analysis (after an activation a = 2 z + 2, covering slope and intercept);
+    otherwise the plain forward pass (|relu(z)| <= |z|)."""
+    operations, depth = 0, 0
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            weight = layer.weight.detach().to(torch.float64).abs()
+            bias = None if layer.bias is None else layer.bias.detach().to(torch.float64).abs()
+            a = nn.functional.conv2d(a, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+            operations += weight[0].numel() + 4
+            depth += 1
+        elif isinstance(layer, nn.Linear):
+            a = a @ layer.weight.detach().to(torch.float64).abs().T
+            if layer.bias is not None:
+                a = a + layer.bias.detach().to(torch.float64).abs()
+            operations += layer.in_features + 4
+            depth += 1
+        elif isinstance(layer, nn.ReLU):
+            if relaxed:
+                a = 2.0 * a + 2.0
+            operations += 4
+        elif isinstance(layer, nn.Flatten):
+            a = a.flatten(1)
+        else:
+            raise TypeError(f"no rounding bound for layer {type(layer).__name__}")
+    return a, operations, depth
+
+
+class ClippedKriCNN(nn.Sequential):
+    """g = f o clip01 for a :class:`KriCNN` f, with its own float64 rounding bound for the engine."""
+
+    def __init__(self, model: KriCNN) -> None:
+        super().__init__(*clip01_layers(model.spec.in_channels), *list(model))
+        self.spec = model.spec
+
+    def rounding_slack(self, x: torch.Tensor, eps: torch.Tensor, C: torch.Tensor | None) -> torch.Tensor:
+        """A bound on the float64 rounding error of CROWN/IBP bounds of ``C @ g`` on the Linf ball
+        (batch, specs): :func:`nnassure.certify.bounds.rounding_slack` with convolutions."""
+        a0 = x.abs() + eps.reshape(len(x), *([1] * (x.ndim - 1))).abs()
+        scale, operations, depth = _layer_magnitudes(list(self), a0, relaxed=True)
+        operations += x[0].numel() + 4
+        if C is not None:
+            scale = torch.einsum("bso,bo->bs", C.to(torch.float64).abs(), scale)
+            operations += C.shape[-1]
+        k_u = operations * UNIT_ROUNDOFF
+        return ROUNDING_SAFETY * (2 * depth + 2) * (k_u / (1.0 - k_u)) * scale
+
+
+def certifiable(kind_name: str) -> bool:
+    return scenario_kind(kind_name).certifiable
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """The certifiable noise of a scenario: ``kind`` gaussian (``scale`` = sigma) or uniform (amplitude)."""
+
+    kind: str
+    scale: float
+
+    @classmethod
+    def of_scenario(cls, kind_name: str, params: dict) -> NoiseModel:
+        if kind_name == "gaussian":
+            return cls("gaussian", float(params["sigma"]))
+        if kind_name == "uniform":
+            return cls("uniform", float(params["amplitude"]))
+        raise ValueError(f"scenario kind {kind_name!r} is not certifiable: PROVEN covers gaussian and uniform noise")
+
+    def boxes(self, box_sigmas: list[float]) -> list[tuple[str, float]]:
+        """(certificate, box radius) pairs, each a valid bound."""
+        if self.kind == "uniform":
+            return [("hoeffding", self.scale)]
+        return [("gaussian-rigorous", float(k) * self.scale) for k in box_sigmas]
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+        """delta of this law in float64 (the scenarios' law; X = x + delta, then clipped)."""
+        if self.kind == "uniform":
+            return rng.uniform(-self.scale, self.scale, size=size)
+        return rng.normal(0.0, self.scale, size=size)
+
+
+class KriCertifier:
+    """CROWN (float64, through :class:`BoundEngine`) on g = f o clip01, built once per model."""
+
+    def __init__(self, model: KriCNN, method: str = "crown", batch_size: int = 10) -> None:
+        if method not in ("crown", "ibp"):
+            raise ValueError(f"unknown certify method {method!r}: expected crown or ibp")
+        self.model = model.eval()
+        self.spec = model.spec
+        self.method = method
+        self.batch_size = int(batch_size)
+        self.network = ClippedKriCNN(model).eval()
+        self.engine = BoundEngine(self.network, tuple(self.spec.input_shape))
+
+    def _linear_bounds(self, x: torch.Tensor, radius: torch.Tensor, C: torch.Tensor
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        if self.method == "crown":
+            lA, lbias, _ = self.engine.linear_lower_bounds(x, radius, C)
+            return lA.double().numpy(), lbias.double().numpy()
+        # IBP: a constant lower bound (zero slope) is a linear bound too.
+        lower, _ = self.engine.bounds(x, radius, "linf", "ibp", C=C)
+        slack = self.engine.rounding_slack(x, radius, C)
+        lower = lower + slack  # bounds() widened it; the level below subtracts the slack once
+        return np.zeros((len(x), C.shape[1], x[0].numel())), lower.double().numpy()
+
+    def risks(self, x: np.ndarray, predicted: np.ndarray, eps: np.ndarray, certificates: list[str],
+              std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Certified class-change bound per row (and CROWN seconds per row): ``x`` (rows, C, H, W)
+        float32 centres, ``predicted`` the class, ``eps`` the noise box, ``certificates`` per row,
+        ``std`` per row (the Gaussian sigma; unused for Hoeffding)."""
+        x64 = np.asarray(x, np.float64)
+        rows = len(x64)
+        risk = np.empty(rows)
+        seconds = np.empty(rows)
+        certificates = np.asarray(certificates)
+        for start in range(0, rows, self.batch_size):
+            part = slice(start, start + self.batch_size)
+            xt = torch.as_tensor(x64[part])
+            box = np.asarray(eps[part], np.float64)
+            radius = box + STORAGE_ROUNDING * (1.0 + box)
+            C = margin_specification(predicted[part], self.spec.classes)
+            started = time.process_time()
+            lA, lbias = self._linear_bounds(xt, torch.as_tensor(radius), C)
+            slack = self.engine.rounding_slack(xt, torch.as_tensor(radius), C).double().numpy()
+            seconds[part] = (time.process_time() - started) / len(xt)
+            flat = x64[part].reshape(len(xt), -1)
+            mu = np.einsum("rti,ri->rt", lA, flat) + lbias
+            level = slack + (radius - box)[:, None] * np.abs(lA).sum(-1)
+            for certificate in np.unique(certificates[part]):
+                chosen = certificates[part] == certificate
+                noise_std = None
+                if certificate.startswith("gaussian"):
+                    noise_std = np.broadcast_to(np.asarray(std[part], np.float64)[chosen][:, None],
+                                                (int(chosen.sum()), flat.shape[1]))
+                idx = np.arange(start, min(start + self.batch_size, rows))[chosen]
+                risk[idx] = certified_risk(str(certificate), mu[chosen], lA[chosen], box[chosen], noise_std, None,
+                                           level[chosen])
+        return risk, seconds
+
+
+def certify_samples(certifier: KriCertifier, images: np.ndarray, noise: NoiseModel,
+                    box_sigmas: list[float], predicted: np.ndarray | None = None,
+                    progress: bool = False) -> pd.DataFrame:
+    """The certificate frame (:data:`COLUMNS`), one row per image of ``images`` (NCHW float32 in
+    [0, 1]): the smallest valid bound over the noise boxes. ``predicted``: the clean float32
+    prediction (computed here if None)."""
+    from tqdm import tqdm
+
+    images = np.asarray(images, np.float32)
+    n = len(images)
+    if predicted is None:
+        with torch.no_grad():
+            predicted = certifier.model(torch.as_tensor(images)).argmax(1).numpy()
+    predicted = np.asarray(predicted, np.int64)
+    boxes = noise.boxes(box_sigmas)
+    best = np.full(n, math.inf)
+    best_box = np.zeros(n)
+    best_certificate = np.array([boxes[0][0]] * n, dtype=object)
+    seconds = np.zeros(n)
+    if noise.scale == 0.0:
+        # No noise: the class changes with probability 0 unless rounding alone could change it.
+        boxes = [("worst-case", 0.0)]
+    step = certifier.batch_size
+    for start in tqdm(range(0, n, step), desc="certify", unit="batch", disable=None if progress else True):
+        part = slice(start, min(start + step, n))
+        for certificate, box in boxes:
+            k = part.stop - part.start
+            risk, sec = certifier.risks(images[part], predicted[part], np.full(k, box), [certificate] * k,
+                                        np.full(k, noise.scale))
+            seconds[part] += sec
+            better = risk < best[part]
+            best[part] = np.where(better, risk, best[part])
+            best_box[part] = np.where(better, box, best_box[part])
+            best_certificate[part] = np.where(better, certificate, best_certificate[part])
+    return pd.DataFrame({"sample": np.arange(n, dtype=np.int64), "predicted": predicted, "bound": best,
+                         "certificate": best_certificate.astype(str), "eps_box": best_box, "seconds": seconds})

@@ -1,0 +1,137 @@
+"""PROVEN's certified class-change bounds of the KRI family (nnassure.kri.certified) against Monte
+Carlo: a certified bound below the lower end of its estimate's Clopper-Pearson interval is a bug.
+
+The models are small KriCNNs trained for a few steps on coloured images whose class is the
+dominant channel; some images sit near the boundary, so noise changes their class often (the
+check has teeth: a bound scaled down by 10 fails it) and others far from it (certificates below 1).
+The noise is sampled exactly as the scenarios apply it: float32 x + delta, clipped to [0, 1],
+float32 inference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binomtest
+
+from nnassure.kri.certified import ClippedKriCNN, KriCertifier, NoiseModel, certify_samples
+from nnassure.kri.model import KriCNN, KriCNNSpec
+
+LEVEL = 1e-4  # per-sample two-sided level of the CP interval: strict, so a failure is a bug
+DRAWS = 1500
+
+
+def coloured_images(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.integers(0, 3, n)
+    strength = rng.uniform(0.02, 0.5, n)  # small: near the boundary
+    base = rng.uniform(0.2, 0.5, (n, 3, 1, 1))
+    base[np.arange(n), labels, 0, 0] += strength
+    images = base + rng.normal(0, 0.03, (n, 3, size, size))
+    return np.clip(images, 0, 1).astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = KriCNN(KriCNNSpec(image_size=8, channels=(4, 8), hidden=16, classes=3))
+    x, y = coloured_images(256, 8, rng)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(torch.as_tensor(x)), torch.as_tensor(y))
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    test, _ = coloured_images(24, 8, np.random.default_rng(1))
+    return model, test
+
+
+def monte_carlo(model: KriCNN, images: np.ndarray, noise: NoiseModel, draws: int, seed: int) -> np.ndarray:
+    """Class changes per sample out of ``draws``, the noise as the scenarios apply it."""
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        clean = model(torch.as_tensor(images)).argmax(1).numpy()
+        changes = np.zeros(len(images), np.int64)
+        for i, image in enumerate(images):
+            delta = noise.sample(rng, (draws, *image.shape)).astype(np.float32)
+            perturbed = np.clip(image[None] + delta, 0.0, 1.0).astype(np.float32)
+            changes[i] = int((model(torch.as_tensor(perturbed)).argmax(1).numpy() != clean[i]).sum())
+    return changes
+
+
+def violations(bounds: np.ndarray, changes: np.ndarray, draws: int) -> tuple[list[int], bool]:
+    """Samples whose bound is below the CP interval's lower end, and whether the pooled one is."""
+    bad = [i for i, (b, k) in enumerate(zip(bounds, changes, strict=True))
+           if b < binomtest(int(k), draws).proportion_ci(1 - LEVEL, "exact").low]
+    pooled_low = binomtest(int(changes.sum()), draws * len(changes)).proportion_ci(1 - LEVEL, "exact").low
+    return bad, bool(bounds.mean() < pooled_low)
+
+
+def test_clip_layers_are_clip01(trained):
+    model, _ = trained
+    g = ClippedKriCNN(model).eval()
+    z = torch.as_tensor(np.random.default_rng(2).uniform(-0.5, 1.5, (5, 3, 8, 8)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(g(z), model(z.clamp(0, 1)), atol=1e-6)
+
+
+def test_crown_bounds_of_g_hold_on_sampled_points(trained):
+    """The linear lower bounds minus the level hold at random points of the (wider) ball, in float64."""
+    model, images = trained
+    certifier = KriCertifier(model, batch_size=4)
+    x = torch.as_tensor(images[:4].astype(np.float64))
+    eps = 0.2
+    from nnassure.proven.bisection import margin_specification
+
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(images[:4])).argmax(1).numpy()
+    C = margin_specification(predicted, 3)
+    lA, lbias, _ = certifier.engine.linear_lower_bounds(x, torch.full((4,), eps, dtype=torch.float64), C)
+    slack = certifier.engine.rounding_slack(x, torch.full((4,), eps, dtype=torch.float64), C)
+    assert bool((slack > 0).all()) and float(slack.max()) < 1e-4
+    g64 = certifier.engine.network
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        point = x + torch.as_tensor(rng.choice([-eps, eps], size=x.shape) * rng.uniform(0.5, 1, x.shape))
+        with torch.no_grad():
+            margins = torch.einsum("bto,bo->bt", C, g64(point))
+        linear = torch.einsum("bti,bi->bt", lA, point.reshape(4, -1)) + lbias
+        assert bool((margins >= linear - slack).all())
+
+
+@pytest.mark.parametrize(("noise", "teeth"), [(NoiseModel("gaussian", 0.05), False),
+                                            (NoiseModel("gaussian", 0.2), True),
+                                            (NoiseModel("uniform", 0.1), False), (NoiseModel("uniform", 0.4), True)],
+                         ids=["gaussian-0.05", "gaussian-0.2", "uniform-0.1", "uniform-0.4"])
+def test_certified_bound_never_below_monte_carlo_interval(trained, noise, teeth):
+    model, images = trained
+    certifier = KriCertifier(model, batch_size=12)
+    frame = certify_samples(certifier, images, noise, [3.0, 4.0, 5.0])
+    changes = monte_carlo(model, images, noise, DRAWS, seed=7)
+    bounds = frame["bound"].to_numpy()
+    assert ((bounds >= 0) & (bounds <= 1)).all()
+    bad, pooled_bad = violations(bounds, changes, DRAWS)
+    assert not bad, f"certified bound below the MC interval for samples {bad}: {bounds[bad]} vs {changes[bad] / DRAWS}"
+    assert not pooled_bad
+    if teeth:
+        # the check has teeth: a bound 10 times smaller is caught where noise changes classes often
+        broken_bad, _ = violations(bounds / 10, changes, DRAWS)
+        assert broken_bad, (bounds, changes / DRAWS)
+        hot = changes > 0.1 * DRAWS  # pooled over the samples near the boundary
+        assert violations(bounds[hot] / 10, changes[hot], DRAWS)[1]
+    else:
+        # and it is not vacuous: PROVEN certifies something on some samples
+        assert (bounds < 0.5).any(), bounds
+
+
+def test_smallest_gaussian_box_is_reported(trained):
+    model, images = trained
+    certifier = KriCertifier(model, batch_size=12)
+    noise = NoiseModel("gaussian", 0.05)
+    each = {k: certify_samples(certifier, images[:6], noise, [k])["bound"].to_numpy() for k in (3.0, 5.0)}
+    both = certify_samples(certifier, images[:6], noise, [3.0, 5.0])
+    np.testing.assert_array_equal(both["bound"].to_numpy(), np.minimum(each[3.0], each[5.0]))
+    assert set(np.round(both["eps_box"], 12)) <= {0.15, 0.25}
+    assert set(both["certificate"]) == {"gaussian-rigorous"}
