@@ -1,0 +1,192 @@
+"""The KRI family's report (nnassure.report.kri, stage report_kri): findings that hold and that do
+not hold on constructed tensors, every catalog file written from a synthetic store, and a
+certified bound below its Monte-Carlo interval ending the stage in one line (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from nnassure.config import compose
+from nnassure.io import write_parquet
+from nnassure.kri.indicators import components, kri_frame, replicates
+from nnassure.kri.model import KriCNN, KriCNNSpec, save_kri_model
+from nnassure.paths import ExperimentPaths
+from nnassure.report import kri as report
+from nnassure.report.catalog import family_files
+from nnassure.stages import report_kri
+
+SCENARIOS = {"brightness": ("sensor", "brightness"), "gaussian": ("random_noise", "gaussian"),
+             "fog": ("weather", "fog")}
+ATTACKS = {"fgsm": ("adversarial", "fgsm")}
+LOSSES = ("class_change", "misclassification", "severity")
+
+
+def build_tensor(rates: dict[str, dict[str, float]], samples: int = 40, draws: int = 4, classes: int = 3,
+                 seed: int = 0) -> xr.Dataset:
+    """A full risk tensor (the brief's format) whose class-change cells are Bernoulli(rate[model][component])."""
+    rng = np.random.default_rng(seed)
+    models = list(rates)
+    risk = np.zeros((len(LOSSES), len(models), len(SCENARIOS), samples, draws))
+    adv = np.zeros((len(LOSSES), len(models), len(ATTACKS), samples))
+    for j, m in enumerate(models):
+        for k, s in enumerate(SCENARIOS):
+            risk[:, j, k] = (rng.random((samples, draws)) < rates[m][s])[None]
+        for k, a in enumerate(ATTACKS):
+            adv[:, j, k] = (rng.random(samples) < rates[m][a])[None]
+    clean = rng.normal(size=(len(models), samples, classes)).astype(np.float32)
+    return xr.Dataset(
+        {"risk": (("loss", "model", "scenario", "sample", "draw"), risk),
+         "risk_adv": (("loss", "model", "attack", "sample"), adv),
+         "logits": (("model", "scenario", "sample", "draw", "class"),
+                    np.zeros((len(models), len(SCENARIOS), samples, draws, classes), np.float32)),
+         "logits_adv": (("model", "attack", "sample", "class"),
+                        np.zeros((len(models), len(ATTACKS), samples, classes), np.float32)),
+         "clean_logits": (("model", "sample", "class"), clean),
+         "label": (("sample",), np.arange(samples) % classes),
+         "severity_cost": (("true_class", "predicted_class"), 1.0 - np.eye(classes))},
+        coords={"loss": list(LOSSES), "model": models, "scenario": list(SCENARIOS),
+                "scenario_family": ("scenario", [f for f, _ in SCENARIOS.values()]),
+                "scenario_kind": ("scenario", [k for _, k in SCENARIOS.values()]),
+                "scenario_draws": ("scenario", [draws] * len(SCENARIOS)),
+                "attack": list(ATTACKS), "attack_family": ("attack", [f for f, _ in ATTACKS.values()]),
+                "attack_kind": ("attack", [k for _, k in ATTACKS.values()]),
+                "sample": np.arange(samples), "draw": np.arange(draws), "class": [f"c{i}" for i in range(classes)],
+                "true_class": [f"c{i}" for i in range(classes)], "predicted_class": [f"c{i}" for i in range(classes)]},
+        attrs={"format": "nnassure-kri-tensor-1", "seed": 0, "samples": samples})
+
+
+def rates(base: float, **changes: float) -> dict[str, float]:
+    out = {"brightness": base, "gaussian": base, "fog": base, "fgsm": base}
+    out.update(changes)
+    return out
+
+
+def reps_of(tensor: xr.Dataset):
+    return replicates(components(tensor), 300, 0.95, seed=0)
+
+
+VARIANTS = {"NNet": {"description": "baseline"},
+            "Gauss09": {"description": "noise", "noise_sigma": 0.09},
+            "GCE": {"description": "gce", "gce_alpha": 0.2},
+            "NNetLarge": {"description": "large", "capacity": "large"}}
+
+
+def test_pairs_found_from_the_variant_configs():
+    models = list(VARIANTS)
+    assert report.pairs(models, VARIANTS, report.AUGMENTATION) == [report.Pair("Gauss09", "NNet")]
+    assert report.pairs(models, VARIANTS, report.LOSS_MEASURES) == [report.Pair("GCE", "NNet")]
+    assert report.pairs(["NNetLarge", "GCE"], VARIANTS, report.LOSS_MEASURES) == []
+
+
+def test_augmentation_finding_holds_and_does_not_hold():
+    pair = [report.Pair("Gauss09", "NNet")]
+    similar = build_tensor({"NNet": rates(0.5), "Gauss09": rates(0.5, gaussian=0.3, fgsm=0.25)}, samples=200)
+    findings, _ = report.augmentation_findings(reps_of(similar), pair, 3.0)
+    assert findings[0].verdict == "holds", findings
+    only_random = build_tensor({"NNet": rates(0.5), "Gauss09": rates(0.5, gaussian=0.1, fgsm=0.48)}, samples=200)
+    findings, _ = report.augmentation_findings(reps_of(only_random), pair, 3.0)
+    assert findings[0].verdict == "does not hold", findings
+    none, _ = report.augmentation_findings(reps_of(similar), [], 3.0)
+    assert none[0].verdict == "not observable"
+
+
+def test_loss_finding_holds_and_does_not_hold():
+    pair = [report.Pair("GCE", "NNet")]
+    same = build_tensor({"NNet": rates(0.4, fgsm=0.7), "GCE": rates(0.4, fgsm=0.3)}, samples=300, seed=1)
+    findings, _ = report.loss_findings(reps_of(same), pair, 0.05)
+    assert findings[0].verdict == "holds", findings
+    everything = build_tensor({"NNet": rates(0.4, fgsm=0.7), "GCE": rates(0.2, fgsm=0.3)}, samples=300, seed=1)
+    findings, _ = report.loss_findings(reps_of(everything), pair, 0.05)
+    assert findings[0].verdict == "does not hold", findings
+    nothing = build_tensor({"NNet": rates(0.4), "GCE": rates(0.4)}, samples=300, seed=1)
+    findings, _ = report.loss_findings(reps_of(nothing), pair, 0.05)
+    assert findings[0].verdict == "does not hold", findings
+
+
+def verdict(text: str, claim: str) -> tuple[str, str]:
+    """(kind, verdict) of the findings row whose claim contains ``claim``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and claim in cells[1]:
+            return cells[0], cells[2]
+    raise AssertionError(f"no finding {claim!r} in\n{text}")
+
+
+def test_least_final_risk_separated_or_not():
+    separated = build_tensor({"A": rates(0.1), "B": rates(0.6), "C": rates(0.7)}, samples=200)
+    kris = kri_frame(reps_of(separated))
+    text = report.fig5_compare(report.final_frame(kris), kris)
+    assert verdict(text, "A has the least final risk") == ("finding", "holds")
+    close = build_tensor({"A": rates(0.40), "B": rates(0.41), "C": rates(0.7)}, samples=200)
+    kris = kri_frame(reps_of(close))
+    text = report.fig5_compare(report.final_frame(kris), kris)
+    assert verdict(text, "its CI separates it from the next model")[1] == "does not hold"
+    assert verdict(text, "The final risk is the mean of the model's family KRIs") == ("sanity check", "holds")
+
+
+def test_brightness_ranking():
+    tensor = build_tensor({"A": rates(0.5, brightness=0.05), "B": rates(0.5, brightness=0.6)}, samples=200)
+    kris = kri_frame(reps_of(tensor))
+    kinds = {name: kind for name, (_, kind) in {**SCENARIOS, **ATTACKS}.items()}
+    text = report.fig2_compare(report.brightness_frame(kris, kinds))
+    assert verdict(text, "A has the least brightness class-change risk") == ("finding", "holds")
+
+
+def make_store(root, bound_scale: float = 1.0):
+    """Models, a tensor and certificates for experiment=smoke (models NNet, Gauss09, GCE; 24 samples)."""
+    cfg = compose(["experiment=smoke", f"results_dir={root}", "tracking=disabled"])
+    paths = ExperimentPaths.from_config(cfg)
+    models = list(cfg.kri.models)
+    torch.manual_seed(0)
+    for m in models:
+        save_kri_model(KriCNN(KriCNNSpec(16, (4,), 8, 3)), paths.kri_model_stem(m),
+                       {"accuracy": {"train": 0.9, "val": 0.8, "test": 0.75}, "seconds": 12.5,
+                        "description": str(cfg.kri.variants[m].description), "measures": {}})
+    tensor = build_tensor({"NNet": rates(0.5), "Gauss09": rates(0.5, gaussian=0.3, fgsm=0.3),
+                           "GCE": rates(0.5, fgsm=0.2)}, samples=int(cfg.kri.samples), draws=int(cfg.kri.draws))
+    paths.kri_tensor.parent.mkdir(parents=True, exist_ok=True)
+    tensor.to_netcdf(paths.kri_tensor, engine="h5netcdf")
+    n = int(cfg.kri.certify.samples)
+    for m in models:
+        clean = tensor["clean_logits"].sel(model=m).values[:n].argmax(-1)
+        frame = pd.DataFrame({"sample": np.arange(n), "predicted": clean, "bound": np.full(n, bound_scale),
+                              "certificate": "gaussian-rigorous", "eps_box": 0.4, "seconds": 0.5})
+        write_parquet(frame, paths.kri_certificate(m, "gaussian"))
+    return cfg
+
+
+def run(root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report_kri.run_stage("report_kri", report_kri.main,
+                             ["experiment=smoke", f"results_dir={root}", "tracking=disabled"])
+        raise SystemExit(0)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_stage_writes_every_catalog_file(tmp_path, capsys):
+    cfg = make_store(tmp_path)
+    code, err = run(tmp_path, capsys)
+    assert code == 0, err
+    files = family_files(cfg, "kri")
+    assert files and all(f.exists() for f in files), [str(f) for f in files if not f.exists()]
+    table3 = pd.read_csv(ExperimentPaths.from_config(cfg).tables / "kr_table3.csv")
+    assert table3["bound_at_least_cp_low"].all() and len(table3) == 3
+    fig3 = (ExperimentPaths.from_config(cfg).tables / "kr_fig3.compare.md").read_text()
+    assert "Gauss09 against NNet" in fig3
+    table1 = (ExperimentPaths.from_config(cfg).tables / "kr_table1.compare.md").read_text()
+    assert verdict(table1, "Every model of the paper's Table 1 is in our zoo")[1] == "does not hold"
+    fig4 = (ExperimentPaths.from_config(cfg).tables / "kr_fig4.compare.md").read_text()
+    assert verdict(fig4, "GCE against NNet")[0] == "finding"
+
+
+def test_certificate_below_the_interval_fails_in_one_line(tmp_path, capsys):
+    cfg = make_store(tmp_path, bound_scale=0.01)
+    code, err = run(tmp_path, capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "below its Monte-Carlo interval" in lines[0], err
+    assert not any(f.exists() for f in family_files(cfg, "kri"))
