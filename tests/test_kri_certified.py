@@ -135,3 +135,68 @@ def test_smallest_gaussian_box_is_reported(trained):
     np.testing.assert_array_equal(both["bound"].to_numpy(), np.minimum(each[3.0], each[5.0]))
     assert set(np.round(both["eps_box"], 12)) <= {0.15, 0.25}
     assert set(both["certificate"]) == {"gaussian-rigorous"}
+
+
+def _store(root, test_images: int):
+    """Sign-like images (the test split first in stored order) and a tiny model for experiment=smoke."""
+    from nnassure.config import compose
+    from nnassure.data.images import save_image_dataset
+    from nnassure.kri.model import save_kri_model
+    from nnassure.paths import ExperimentPaths
+
+    cfg = compose(["experiment=smoke", f"results_dir={root}", "tracking=disabled"])
+    paths = ExperimentPaths.from_config(cfg)
+    size = int(cfg.kri.data.image_size)
+    n = test_images + 10
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (n, size, size, 3)).astype(np.float32)
+    split = np.array(["train"] * 5 + ["val"] * 5 + ["test"] * test_images)
+    save_image_dataset(paths.kri_images, images, np.arange(n) % 3, split, ["a", "b", "c"])
+    torch.manual_seed(0)
+    save_kri_model(KriCNN(KriCNNSpec(size, (4,), 8, 3)), paths.kri_model_stem("NNet"), {"seconds": 1.0})
+    return cfg, paths, images[10:]
+
+
+def _run_stage(root, scenario, capsys):
+    from nnassure.stages import kri_certify
+
+    with pytest.raises(SystemExit) as info:
+        kri_certify.run_stage("kri_certify", kri_certify.main,
+                              ["experiment=smoke", f"results_dir={root}", "tracking=disabled", "kri.variant=NNet",
+                               f"kri.scenario={scenario}", "kri.certify.samples=3", "kri.certify.batch_size=3"])
+        raise SystemExit(0)
+    return info.value.code, capsys.readouterr().err
+
+
+def test_stage_writes_the_certificate_of_the_first_test_images(tmp_path, capsys):
+    import pandas as pd
+
+    from nnassure.kri.certified import COLUMNS
+    from nnassure.kri.model import load_kri_model, predict_logits, to_model_input
+
+    _, paths, test = _store(tmp_path, compose_samples())
+    code, err = _run_stage(tmp_path, "gaussian", capsys)
+    assert code == 0, err
+    frame = pd.read_parquet(paths.kri_certificate("NNet", "gaussian"))
+    assert tuple(frame.columns) == COLUMNS and list(frame["sample"]) == [0, 1, 2]
+    model = load_kri_model(paths.kri_model_stem("NNet")).model
+    np.testing.assert_array_equal(frame["predicted"], predict_logits(model, to_model_input(test[:3])).argmax(1))
+    assert ((frame["bound"] >= 0) & (frame["bound"] <= 1)).all()
+
+
+def compose_samples() -> int:
+    from nnassure.config import compose
+
+    return int(compose(["experiment=smoke"]).kri.samples)
+
+
+@pytest.mark.parametrize(("scenario", "test_images", "message"), [
+    ("fog", 30, "a fog scenario is not certifiable"),
+    ("gaussian", 5, "5 test images, fewer than kri.samples"),
+])
+def test_stage_refuses_in_one_line(tmp_path, capsys, scenario, test_images, message):
+    _, paths, _ = _store(tmp_path, test_images)
+    code, err = _run_stage(tmp_path, scenario, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert not paths.kri_certificate("NNet", scenario).exists()
