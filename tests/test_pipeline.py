@@ -74,6 +74,14 @@ def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
     for figure in ("vd_fig4", "vd_fig5", "vd_fig7", "vd_fig8", "vd_fig10"):
         for ext in ("png", "pdf"):
             assert (smoke_run / "figures" / f"{figure}.{ext}").stat().st_size > 0
+    for table in ("kr_table1", "kr_table2", "kr_table3", "kr_table4"):
+        for ext in ("csv", "md", "tex"):
+            assert (smoke_run / "tables" / f"{table}.{ext}").stat().st_size > 0
+    for figure in ("kr_fig2", "kr_fig3", "kr_fig4", "kr_fig5"):
+        for ext in ("png", "pdf"):
+            assert (smoke_run / "figures" / f"{figure}.{ext}").stat().st_size > 0
+    for compared in ("kr_table1", "kr_fig2", "kr_fig3", "kr_fig4", "kr_fig5"):
+        assert (smoke_run / "tables" / f"{compared}.compare.md").stat().st_size > 0
     assert (smoke_run / "logs" / "train" / "a_c10.log").exists()
     assert (smoke_run / "benchmarks" / "certify" / "a_c10.tsv").exists()
 
@@ -235,6 +243,17 @@ def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(sm
     ("ensemble.max_epochs=31", {"ensemble_train": 3, "ensemble_row": 2, "report_ensemble": 1}),
     ("video.astar_iterations=50", {"video_bounds": 2, "report_video": 1}),
     ("video.lr=0.004", {"video_train": 1, "video_bounds": 2, "report_video": 1}),
+    ("kri.certify.samples=4", {"kri_certify": 3, "report_kri": 1}),
+    ("kri.train.max_epochs=5", {"kri_train": 3, "kri_infer": 12, "kri_certify": 3, "kri_tensor": 1, "report_kri": 1}),
+    ("kri.variants.GCE.gce_alpha=0.3", {"kri_train": 1, "kri_infer": 4, "kri_certify": 1, "kri_tensor": 1,
+                                        "report_kri": 1}),
+    ("kri.severity.default=2", {"kri_tensor": 1, "report_kri": 1}),
+    # Adding a scenario component: one inference job per model and the merge; nothing else reruns.
+    ("+kri.scenarios.fog2={family:weather,kind:fog,params:{coefficient:[0.5,0.7]}}",
+     {"kri_infer": 3, "kri_tensor": 1, "report_kri": 1}),
+    # A certifiable one adds its certificate jobs too.
+    ("+kri.scenarios.noise2={family:random_noise,kind:uniform,params:{amplitude:0.05}}",
+     {"kri_infer": 3, "kri_certify": 3, "kri_tensor": 1, "report_kri": 1}),
     ("tracking.project=elsewhere", {}),
 ])
 def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, override: str,
@@ -304,7 +323,7 @@ def test_a_run_killed_midway_resumes_with_the_same_command_to_byte_identical_tab
     assert names == sorted(p.name for p in other.iterdir())
     # The ensemble and video tables report solver and bound times, which differ between runs;
     # everything else in them must not.
-    timed = [n for n in names if n.startswith(("en_", "vd_"))]
+    timed = [n for n in names if n.startswith(("en_", "vd_", "kr_"))]
     match, mismatch, errors = filecmp.cmpfiles(smoke_run / "tables", other, [n for n in names if n not in timed],
                                                shallow=False)
     assert not mismatch and not errors, mismatch
@@ -312,7 +331,7 @@ def test_a_run_killed_midway_resumes_with_the_same_command_to_byte_identical_tab
         ours, theirs = (pd.read_csv(d / name) for d in (smoke_run / "tables", other))
         columns = [c for c in ours.columns if c != "seconds" and not c.endswith("_seconds")]
         pd.testing.assert_frame_equal(ours[columns], theirs[columns])
-    for name in (n for n in timed if n.startswith("vd_") and n.endswith(".compare.md")):
+    for name in (n for n in timed if n.startswith(("vd_", "kr_")) and n.endswith(".compare.md")):
         ours, theirs = (untimed((d / name).read_text()) for d in (smoke_run / "tables", other))
         assert ours == theirs, name
     shutil.rmtree(tmp_path / "results")
