@@ -11,6 +11,7 @@ import torch
 import xarray as xr
 
 from nnassure.config import compose
+from nnassure.errors import InputFileError
 from nnassure.io import write_parquet
 from nnassure.kri.indicators import components, kri_frame, replicates
 from nnassure.kri.model import KriCNN, KriCNNSpec, save_kri_model
@@ -190,3 +191,33 @@ def test_certificate_below_the_interval_fails_in_one_line(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "below its Monte-Carlo interval" in lines[0], err
     assert not any(f.exists() for f in family_files(cfg, "kri"))
+
+
+def test_table3_catches_one_image_below_its_own_interval():
+    tensor = build_tensor({"A": rates(0.5, gaussian=0.0)}, samples=8, draws=40)
+    risk = tensor["risk"].values.copy()
+    risk[:, 0, 1, 3, :] = 1.0  # image 3 changes class under every draw
+    tensor["risk"] = (tensor["risk"].dims, risk)
+    clean = tensor["clean_logits"].sel(model="A").values.argmax(-1)
+    frame = pd.DataFrame({"sample": np.arange(8), "predicted": clean, "bound": np.full(8, 0.5),
+                          "certificate": "gaussian-rigorous", "eps_box": 0.4, "seconds": 0.1})
+    frame.loc[3, "bound"] = 1.0
+    long, _ = report.table3(tensor, {("A", "gaussian"): frame}, 0.95)
+    assert bool(long["bound_at_least_cp_low"].iloc[0]) and long["mc_estimate"].iloc[0] == pytest.approx(1 / 8)
+    frame.loc[3, "bound"] = 0.0  # the mean (0.4375) stays above the pooled CP lower end, image 3 does not
+    with pytest.raises(report.CertificateBelowEstimate, match=r"samples below their own interval: \[3\]"):
+        report.table3(tensor, {("A", "gaussian"): frame}, 0.95)
+    frame.loc[3, "bound"] = 1.0
+    frame.loc[0, "predicted"] = (clean[0] + 1) % 3
+    with pytest.raises(InputFileError, match="clean predictions differ"):
+        report.table3(tensor, {("A", "gaussian"): frame}, 0.95)
+
+
+def test_missing_pairs_are_said_not_errors():
+    tensor = build_tensor({"A": rates(0.3), "B": rates(0.4)})
+    text = report.fig3_compare(reps_of(tensor), [], 3.0)
+    assert "No pair of configured models differs only in augmentation" in text
+    assert verdict(text, "Augmentation lowers")[1] == "not observable"
+    text = report.fig4_compare(reps_of(tensor), [], 0.05)
+    assert verdict(text, "A robustifying loss")[1] == "not observable"
+    report.fig4(reps_of(tensor), [])  # a figure saying so, not an error
