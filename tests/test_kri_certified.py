@@ -19,7 +19,7 @@ from nnassure.kri.certified import ClippedKriCNN, KriCertifier, NoiseModel, cert
 from nnassure.kri.model import KriCNN, KriCNNSpec
 
 LEVEL = 1e-4  # per-sample two-sided level of the CP interval: strict, so a failure is a bug
-DRAWS = 1500
+DRAWS = 1000
 
 
 def coloured_images(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +36,9 @@ def trained():
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     model = KriCNN(KriCNNSpec(image_size=8, channels=(4, 8), hidden=16, classes=3))
-    x, y = coloured_images(256, 8, rng)
+    x, y = coloured_images(160, 8, rng)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(60):
+    for _ in range(40):
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(torch.as_tensor(x)), torch.as_tensor(y))
         loss.backward()
