@@ -11,6 +11,7 @@ is refused with one line.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -57,8 +58,11 @@ def main(cfg: DictConfig) -> None:
         certifier = KriCertifier(model, str(k.certify.method), int(k.certify.batch_size))
         frame = certify_samples(certifier, inputs, noise, [float(s) for s in k.certify.box_sigmas], predicted,
                                 progress=True)
-        tracker.summary({"bound/mean": float(frame["bound"].mean()), "seconds": time.perf_counter() - started})
+        seconds = time.perf_counter() - started
+        tracker.summary({"bound/mean": float(frame["bound"].mean()), "seconds": seconds})
     write_parquet(frame, paths.kri_certificate(str(k.variant), str(k.scenario)), DESCRIPTIONS)
+    print(f"kri_certify {k.variant}/{k.scenario}: {len(frame)} images, mean bound {frame['bound'].mean():.4f}, "
+          f"{int((frame['bound'] < 1).sum())} below 1, {seconds:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
