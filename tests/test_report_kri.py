@@ -221,3 +221,13 @@ def test_missing_pairs_are_said_not_errors():
     text = report.fig4_compare(reps_of(tensor), [], 0.05)
     assert verdict(text, "A robustifying loss")[1] == "not observable"
     report.fig4(reps_of(tensor), [])  # a figure saying so, not an error
+
+
+def test_corrupt_certificate_file_fails_in_one_line(tmp_path, capsys):
+    cfg = make_store(tmp_path)
+    path = ExperimentPaths.from_config(cfg).kri_certificate("GCE", "gaussian")
+    path.write_bytes(b"PAR1 half-written")
+    code, err = run(tmp_path, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and str(path) in lines[0], err
+    assert not any(f.exists() for f in family_files(cfg, "kri"))
