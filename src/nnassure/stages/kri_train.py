@@ -35,8 +35,12 @@ def main(cfg: DictConfig) -> None:
         raise InputFileError(f"{paths.kri_images}: classes {', '.join(data.classes)}; the KRI zoo expects "
                              f"{', '.join(SIGN_CLASSES)} (rerun kri_data)")
     size = int(data.images.shape[1]) if data.images.ndim >= 2 else 0
-    spec = KriCNNSpec(image_size=max(size, 1), channels=tuple(int(c) for c in capacity.channels),
-                      hidden=int(capacity.hidden), classes=len(SIGN_CLASSES))
+    try:
+        spec = KriCNNSpec(image_size=max(size, 1), channels=tuple(int(c) for c in capacity.channels),
+                          hidden=int(capacity.hidden), classes=len(SIGN_CLASSES))
+    except ValueError as exc:
+        raise InputFileError(f"{paths.kri_images}: images of shape {tuple(data.images.shape)} do not fit the "
+                             f"{variant.get('capacity', 'base')} CNN ({exc})") from None
     splits = {split: data.arrays(split, flatten=False) for split in ("train", "val", "test")}
     probe = KriCNN(spec)
     for split, (images, _) in splits.items():
