@@ -206,7 +206,8 @@ def write_tensor(ds: xr.Dataset, path: str | Path) -> None:
 
 
 _VARS = {"risk": ("loss", "model", "scenario", "sample", "draw"), "risk_adv": ("loss", "model", "attack", "sample"),
-         "logits": ("model", "scenario", "sample", "draw", "class"), "logits_adv": ("model", "attack", "sample", "class"),
+         "logits": ("model", "scenario", "sample", "draw", "class"),
+         "logits_adv": ("model", "attack", "sample", "class"),
          "clean_logits": ("model", "sample", "class"), "label": ("sample",),
          "severity_cost": ("true_class", "predicted_class")}
 _COORDS = ("loss", "model", "scenario", "scenario_family", "scenario_kind", "scenario_draws", "attack",
