@@ -200,3 +200,20 @@ def test_stage_refuses_in_one_line(tmp_path, capsys, scenario, test_images, mess
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and message in lines[0], err
     assert not paths.kri_certificate("NNet", scenario).exists()
+
+
+def test_a_priori_rounding_bound_covers_the_graph_bound(trained):
+    """The engine uses ClippedKriCNN.rounding_slack (a-priori); the bounds module's graph analysis of
+    the same call (a-posteriori slopes) must not need more."""
+    from nnassure.certify.bounds import graph_rounding_slack
+    from nnassure.proven.bisection import margin_specification
+
+    model, images = trained
+    certifier = KriCertifier(model)
+    x = torch.as_tensor(images[:3].astype(np.float64))
+    eps = torch.full((3, 1), 0.05, dtype=torch.float64)
+    C = margin_specification(np.zeros(3, np.int64), 3)
+    certifier.engine.linear_lower_bounds(x, eps.reshape(-1), C)
+    graph = graph_rounding_slack(certifier.engine, x, eps, C)
+    a_priori = certifier.engine.rounding_slack(x, eps.reshape(-1), C)
+    assert bool((graph > 0).all()) and bool((a_priori >= graph).all()), (a_priori, graph)
