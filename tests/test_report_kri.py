@@ -135,6 +135,10 @@ def test_brightness_ranking():
     kinds = {name: kind for name, (_, kind) in {**SCENARIOS, **ATTACKS}.items()}
     text = report.fig2_compare(report.brightness_frame(kris, kinds))
     assert verdict(text, "A has the least brightness class-change risk") == ("finding", "holds")
+    close = build_tensor({"A": rates(0.5, brightness=0.30), "B": rates(0.5, brightness=0.31)}, samples=200)
+    kris = kri_frame(reps_of(close))
+    text = report.fig2_compare(report.brightness_frame(kris, kinds))
+    assert verdict(text, "brightness class-change risk (Fig. 2), and its CI separates")[1] == "does not hold"
 
 
 def make_store(root, bound_scale: float = 1.0):
