@@ -21,6 +21,14 @@ Augmentations come from albumentations (``A.Affine``), adversarial examples from
 (``FastGradientMethod``, ``ProjectedGradientDescent`` on a ``PyTorchClassifier`` wrapping the
 model being trained).
 
+Measured at ``experiment=quick`` (1,260 training images of 32x32, at most 30 epochs, one thread of
+the 2-vCPU development machine under load from other jobs): a plain model trains in 11-14 s of
+CPU time; standard augmentation adds about 5 s (0.11-0.13 ms per image and epoch), distillation
+doubles the time (teacher and student), FGSM training takes about 2.5 times, PGD (7 steps) about
+8 times a plain model's. With Table 1's Parseval step beta = 0.0003 under Adam the weights leave
+the constraint (max ||M M^T - I||_F about 22 after training, 133 without Parseval); beta = 0.01
+holds it closer (about 4) at a lower accuracy (88 % instead of 97 %).
+
 Determinism: the initial weights are drawn right after ``torch.manual_seed``, the batch order
 from the loop's own generator, every augmentation from a seed derived from (seed, stream, epoch,
 image index), the Gaussian noise from a torch generator seeded once per training, and PGD starts
@@ -180,7 +188,7 @@ def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) ->
 
 def guided_complement_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
     """Guided complement entropy (Chen et al., ICCV 2019, "Improving adversarial robustness via
-    guided complement entropy", Eq. 4), averaged over the batch:
+    guided complement entropy"), averaged over the batch:
 
         GCE = 1/N sum_i yhat_ig^alpha / log(K-1) * sum_{j != g} (yhat_ij / (1 - yhat_ig)) log(yhat_ij / (1 - yhat_ig))
 
@@ -218,8 +226,8 @@ def parseval_scale(layer: nn.Module) -> float:
     """The factor the Parseval constraint applies to a layer's weight matrix: 1 for a dense layer;
     for a k x k convolution sqrt(k*k) = k, on the kernel reshaped to (out, in*k*k). Each input
     pixel enters at most k*k output patches, so the convolution's operator norm is at most k times
-    the reshaped kernel's; Cisse et al. (ICML 2017, Sec. 4, convolutional layers) rescale the
-    reshaped kernel by this factor so that a Parseval kernel gives a convolution of norm <= 1."""
+    the reshaped kernel's; Cisse et al. (ICML 2017, their section on convolutional layers) rescale
+    the reshaped kernel by this factor so that a Parseval kernel gives a convolution of norm <= 1."""
     if isinstance(layer, nn.Conv2d):
         return float(np.sqrt(layer.kernel_size[0] * layer.kernel_size[1]))
     return 1.0
@@ -227,8 +235,8 @@ def parseval_scale(layer: nn.Module) -> float:
 
 @torch.no_grad()
 def parseval_retraction_(model: nn.Module, beta: float) -> None:
-    """One Parseval retraction step (Cisse et al., ICML 2017, Eq. 8) on every dense and
-    convolutional weight, in place: with M = scale * W reshaped to (out, in*k*k),
+    """One Parseval retraction step (Cisse et al., ICML 2017, the orthonormality update) on every
+    dense and convolutional weight, in place: with M = scale * W reshaped to (out, in*k*k),
 
         M <- (1 + beta) M - beta M M^T M,
 
@@ -271,7 +279,7 @@ def parseval_deviation(model: nn.Module) -> float:
 # --- defensive distillation -------------------------------------------------------------------
 
 def soft_labels(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The teacher's soft labels softmax(logits / T) (Papernot et al., S&P 2016, Sec. IV)."""
+    """The teacher's soft labels softmax(logits / T) (Papernot et al., S&P 2016)."""
     return torch.softmax(teacher_logits / temperature, dim=1)
 
 
