@@ -65,6 +65,9 @@ def _refused(data: dict, edit, message: str) -> None:
     (lambda k: k["certify"].update(samples=1000),
      "invalid config value kri.certify.samples=1000: expected at most kri.samples (24)"),
     (lambda k: k["models"].append("NNet"), "invalid config value kri.models="),
+    (lambda k: k["certify"].update(scenarios=["fog"]),
+     "invalid config value kri.certify.scenarios[0]='fog': expected a certifiable scenario of kri.scenarios "
+     "(gaussian)"),
 ])
 def test_bad_kri_values_fail_in_one_line(smoke, edit, message):
     _refused(smoke, edit, message)

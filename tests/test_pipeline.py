@@ -251,9 +251,9 @@ def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(sm
     # Adding a scenario component: one inference job per model and the merge; nothing else reruns.
     ("+kri.scenarios.fog2={family:weather,kind:fog,params:{coefficient:[0.5,0.7]}}",
      {"kri_infer": 3, "kri_tensor": 1, "report_kri": 1}),
-    # A certifiable one adds its certificate jobs too.
-    ("+kri.scenarios.noise2={family:random_noise,kind:uniform,params:{amplitude:0.05}}",
-     {"kri_infer": 3, "kri_certify": 3, "kri_tensor": 1, "report_kri": 1}),
+    # A certified one adds its certificate jobs too, and the certificates already made stay.
+    ("+kri.scenarios.noise2={family:random_noise,kind:uniform,params:{amplitude:0.01}} "
+     "kri.certify.scenarios=[gaussian,noise2]", {"kri_infer": 3, "kri_certify": 3, "kri_tensor": 1, "report_kri": 1}),
     ("tracking.project=elsewhere", {}),
 ])
 def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, override: str,

@@ -83,6 +83,8 @@ def test_a_stage_sees_only_its_keys() -> None:
     ("video.hidden=16", {"video_train"}, {"video_data", "video_bounds", "report_video"}),
     ("kri.draws=3", {"kri_infer", "kri_tensor"}, {"kri_train", "kri_certify", "kri_data"}),
     ("kri.certify.samples=4", {"kri_certify", "report_kri"}, {"kri_infer", "kri_tensor", "kri_train"}),
+    # which scenarios are certified decides which certificate jobs exist, not what one computes
+    ("kri.certify.scenarios=[]", {"report_kri"}, {"kri_certify"}),
     ("kri.severity.default=2", {"kri_tensor", "report_kri"}, {"kri_infer", "kri_certify"}),
     ("kri.variants.GCE.gce_alpha=0.3", {"kri_train", "report_kri"}, {"kri_infer", "kri_tensor", "kri_data"}),
     ("kri.variants.NNet.description=x", {"report_kri"}, {"kri_train"}),

@@ -126,13 +126,16 @@ STAGES: dict[str, StageKeys] = {
                            job=("kri.variant",)),
     "kri_infer": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.draws", "kri.seed"),
                            job=("kri.variant", "kri.scenario")),
-    "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.certify"), job=("kri.variant", "kri.scenario")),
+    # Which scenarios are certified (kri.certify.scenarios) decides which jobs exist, not what one computes.
+    "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", *(f"kri.certify.{k}" for k in (
+                                 "samples", "method", "box_sigmas", "batch_size"))),
+                             job=("kri.variant", "kri.scenario")),
     # The merge checks every inference file against the scenario it claims to be, and applies the losses.
     "kri_tensor": StageKeys(reads=("kri.models", "kri.scenarios", "kri.samples", "kri.draws", "kri.seed",
                                    "kri.losses", "kri.severity")),
     "report_kri": StageKeys(reads=("kri.models", "kri.variants", "kri.capacities", "kri.scenarios", "kri.losses",
                                    "kri.severity", "kri.deployments", "kri.confidence", "kri.bootstrap",
-                                   "kri.certify", "kri.report", "kri.samples")),
+                                   "kri.certify", "kri.report", "kri.samples", "kri.seed")),
 }
 
 

@@ -13,7 +13,7 @@ from nnassure import stage_keys
 from nnassure.run_lock import hold_run_lock
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report import catalog
-from nnassure.kri.kinds import KINDS as KRI_KINDS
+from nnassure.kri.kinds import certified_scenarios
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
@@ -48,7 +48,7 @@ VIDEO_CLIPS = list(range(CFG.video.clips))
 KRI_MODELS = list(CFG.kri.models)
 KRI_SCENARIOS = list(CFG.kri.scenarios)
 # The scenarios PROVEN certifies (Gaussian and uniform noise): one kri_certify job per model each.
-KRI_CERTIFIED = [name for name, s in CFG.kri.scenarios.items() if KRI_KINDS[s.kind].certifiable]
+KRI_CERTIFIED = certified_scenarios(CFG.kri)
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.

@@ -156,3 +156,11 @@ def check_params(kind_name: str, params: dict[str, Any] | None, key: str) -> dic
                           f"{', '.join(spec.params)}")
     return {name: _check_value(f"{key}.params.{name}", p, params.get(name, p.default))
             for name, p in spec.params.items()}
+
+
+def certified_scenarios(kri: Any) -> list[str]:
+    """The scenarios the pipeline certifies: ``kri.certify.scenarios``, or every certifiable one when
+    that is null (``kri`` is the composed ``kri`` section)."""
+    if kri.certify.scenarios is not None:
+        return [str(name) for name in kri.certify.scenarios]
+    return [str(name) for name, scenario in kri.scenarios.items() if KINDS[str(scenario.kind)].certifiable]

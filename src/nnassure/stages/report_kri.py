@@ -4,8 +4,7 @@ certificate files (:mod:`nnassure.report.kri`, :mod:`nnassure.kri.indicators`).
 
 Everything is read and computed before anything is written: a missing or mismatched input, or a
 certified bound below its Monte-Carlo interval (a bug), ends in one line with exit code 2 and no
-output file. The bootstrap is seeded with :data:`BOOTSTRAP_SEED` (the stage does not read
-``kri.seed``, the perturbations' seed).
+output file. The bootstrap is seeded with ``kri.seed``, the experiment's KRI seed.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from nnassure.report.catalog import family_files
 from nnassure.stages._common import run_stage
 from nnassure.tracking import tracked_run
 
-BOOTSTRAP_SEED = 0
 CERTIFICATE_COLUMNS = ("sample", "predicted", "bound", "certificate", "eps_box", "seconds")
 
 
@@ -57,8 +55,8 @@ def open_kri_tensor(path: Path) -> Any:
 
 
 def main(cfg: DictConfig) -> None:
-    from nnassure.kri.certified import certifiable
     from nnassure.kri.indicators import components, deployment_frame, kri_frame, replicates
+    from nnassure.kri.kinds import certified_scenarios
     from nnassure.kri.model import load_kri_model
     from nnassure.report import kri as report
     from nnassure.report.paper_numbers import paper_table
@@ -84,10 +82,10 @@ def main(cfg: DictConfig) -> None:
     if missing:
         raise InputFileError(f"{paths.kri_tensor}: no scenario {missing[0]!r} of kri.scenarios: run kri_tensor again")
     comps = components(tensor, models)
-    reps = replicates(comps, int(k.bootstrap), float(k.confidence), BOOTSTRAP_SEED)
+    reps = replicates(comps, int(k.bootstrap), float(k.confidence), int(k.seed))
     kris = kri_frame(reps)
     deployments = deployment_frame(reps, OmegaConf.to_container(k.deployments, resolve=True))
-    certified = [str(s) for s, sc in k.scenarios.items() if certifiable(str(sc.kind))]
+    certified = certified_scenarios(k)
     certificates = {(m, s): read_certificate(paths.kri_certificate(m, s), int(k.certify.samples))
                     for m in models for s in certified}
     long3, display3 = report.table3(tensor, certificates, float(k.confidence))  # raises on an unsound bound
