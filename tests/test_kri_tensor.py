@@ -286,6 +286,14 @@ def test_a_model_that_does_not_match_the_images(store, tmp_path):
     no_temporary_files(root)
 
 
+def test_fewer_test_images_than_samples(store):
+    out = store["paths"].kri_inference("NNet", "gaussian")
+    before = out.stat().st_mtime_ns
+    one_error_line(run("kri_infer", store["root"], "kri.variant=NNet", "kri.scenario=gaussian", "kri.samples=500"),
+                   "kri_infer", "fewer than kri.samples=500")
+    assert out.stat().st_mtime_ns == before
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "half_written", "stale", "other_scenario"])
 def test_bad_inference_files_are_refused_in_one_line(store, tmp_path, damage):
     root = tmp_path / "r"
