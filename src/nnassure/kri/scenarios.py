@@ -204,7 +204,10 @@ def art_attack(kind_name: str, classifier: Any, v: Mapping[str, float]) -> Any:
                                         max_iter=int(v["iterations"]), targeted=False, num_random_init=0,
                                         batch_size=1, verbose=False)
     if kind_name == "carlini_l2":
+        # ART's initial trade-off constant is 0.01 unless the kind sets one (it decides how many
+        # binary-search steps the attack needs before it succeeds)
         return CarliniL2Method(classifier, confidence=v["confidence"], targeted=False,
+                               initial_const=float(v.get("initial_const", 0.01)),
                                learning_rate=v["learning_rate"], binary_search_steps=int(v["binary_search_steps"]),
                                max_iter=int(v["iterations"]), batch_size=1, verbose=False)
     if kind_name == "deepfool":
