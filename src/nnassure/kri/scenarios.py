@@ -34,8 +34,9 @@ The certifiable noises (what PROVEN's certificates assume; checked in tests/test
   {"ranges": [(-a, a)] * 3})`` draws ``Generator.uniform(-a, a, size=(H, W, C))`` (float64; for
   the per-pixel mode only the first range is used, the same for every channel), casts it to float32,
   adds and clips to [0, 1]: x' = clip(fl32(x + fl32(u)), 0, 1), u ~ U[-a, a] i.i.d. per pixel and
-  channel. fl32(u) can exceed a by at most half a float32 ulp of a (~4e-9 for a = 0.1), so a
-  certificate over the box should allow |delta| <= a * (1 + 2^-23).
+  channel. Rounding: |fl32(u)| <= a * (1 + 2^-24), and the float32 sum adds at most half an ulp
+  of the result (<= 2^-25 ~ 3e-8 in [0, 1]), so the stored image satisfies
+  |x' - x| <= a * (1 + 2^-24) + 2^-25 per component (before clipping, which only shortens it).
 
 Attacks. White box on the model under test via ART ``PyTorchClassifier(loss=CrossEntropyLoss,
 clip_values=(0, 1))``, untargeted, with y = the model's own clean prediction, so each attack aims at
