@@ -50,6 +50,8 @@ bench: run
 	# one solver thread, as the ensemble_row jobs whose times it reports ran
 	$(BIN)/python -m nnassure.bench.ensemble experiment=quick threads=1
 	$(BIN)/python -m nnassure.bench.video experiment=quick threads=1
+	# one torch thread, as the kri_infer jobs ran
+	$(BIN)/python -m nnassure.bench.kri experiment=quick threads=1
 
 lint: install
 	$(BIN)/ruff check src tests

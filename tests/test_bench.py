@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnassure.bench import certify, ensemble, proven, video
+from nnassure.bench import certify, ensemble, kri, proven, video
 
 
 def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) -> str:
@@ -24,6 +24,7 @@ def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) ->
     (proven, ["proven.model=digits_relu_1x16"], "data/digits.npz"),
     (ensemble, [], "ensemble/rows/25.json"),
     (video, [], "video/bounds/0.json"),
+    (kri, [], "kri/infer/NNet/brightness.nc"),
 ])
 def test_a_missing_input_stops_a_benchmark_in_one_line(tmp_path: Path, capsys, module, extra, missing) -> None:
     out = tmp_path / "report.md"

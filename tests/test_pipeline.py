@@ -213,6 +213,69 @@ def test_video_bounds_are_ordered_and_their_adversarial_flows_recheck(smoke_run:
             assert (steps <= 0).all() if "upper" in bound[0] else (steps >= 0).all(), bound
 
 
+def test_kri_tensor_cells_recompute_from_the_model_and_the_seed(smoke_run: Path) -> None:
+    """The smoke run's risk tensor: random cells of every scenario and model equal a recomputation
+    from the stored model, the test image and the cell's seed; attacks kept their budgets (float64);
+    every certificate is at or above its Monte-Carlo interval (kr_table3)."""
+    import torch
+
+    from nnassure.config import compose
+    from nnassure.data.images import load_image_dataset
+    from nnassure.kri.model import load_kri_model, to_model_input
+    from nnassure.kri.scenarios import perturb_cell
+    from nnassure.kri.tensor import open_tensor
+
+    cfg = compose(["experiment=smoke"])
+    k = cfg.kri
+    tensor = open_tensor(smoke_run / "kri" / "tensor.nc")
+    assert list(tensor["model"].values) == list(k.models)
+    assert sorted([*tensor["scenario"].values, *tensor["attack"].values]) == sorted(k.scenarios)
+    images = load_image_dataset(smoke_run / "kri" / "data" / "signs.npz").arrays("test", flatten=False)[0]
+    images = images[: int(k.samples)]
+    rng = np.random.default_rng(0)
+    for model_name in k.models:
+        model = load_kri_model(smoke_run / "models" / "kri" / model_name).model
+        for name in k.scenarios:
+            scenario = k.scenarios[name]
+            attack = scenario.family == "adversarial"
+            sample = int(rng.integers(len(images)))
+            draw = 0 if attack else int(rng.integers(int(scenario.draws or k.draws)))
+            cell = perturb_cell(name, scenario, images[sample], sample, draw, int(k.seed), model=model,
+                                classes=int(tensor.sizes["class"]))
+            with torch.no_grad():
+                logits = model(torch.as_tensor(to_model_input(cell.images[0]))).numpy()[0]
+            where = {"model": model_name, "sample": sample}
+            if attack:
+                stored = tensor["logits_adv"].sel(attack=name, **where).values
+                norm = float(tensor["perturbation_norm_adv"].sel(attack=name, **where))
+                assert norm <= float(scenario.params.eps), (model_name, name, norm)
+            else:
+                stored = tensor["logits"].sel(scenario=name, draw=draw, **where).values
+            np.testing.assert_allclose(stored, logits, atol=1e-5, err_msg=f"{model_name} {name} {sample} {draw}")
+            clean = tensor["clean_logits"].sel(**where).values
+            risk = tensor["risk_adv"].sel(attack=name, **where) if attack else \
+                tensor["risk"].sel(scenario=name, draw=draw, **where)
+            assert float(risk.sel(loss="class_change")) == float(np.argmax(stored) != np.argmax(clean))
+    norms = tensor["perturbation_norm_adv"].values
+    eps = np.array([float(k.scenarios[str(a)].params.eps) for a in tensor["attack"].values])
+    assert (norms <= eps[None, :, None]).all()
+    table3 = pd.read_csv(smoke_run / "tables" / "kr_table3.csv")
+    assert len(table3) == len(k.models) * len(k.certify.scenarios)
+    assert (table3["certified_bound"] >= table3["cp_low"]).all() and (table3["certified_bound"] <= 1).all()
+
+
+def test_the_kri_benchmark_adds_a_scenario_without_touching_the_results(smoke_run: Path, tmp_path: Path) -> None:
+    from nnassure.bench import kri
+
+    before = {p: p.stat().st_mtime_ns for p in (smoke_run / "kri").rglob("*")}
+    out = tmp_path / "kri.md"
+    kri.main(["experiment=smoke", f"results_dir={smoke_run.parent}", "tracking=disabled", "--out", str(out)])
+    report = out.read_text()
+    assert "## Adding one scenario" in report and "adding / own" in report
+    assert re.search(r"\| (met|not met) +\|", report), report
+    assert {p: p.stat().st_mtime_ns for p in (smoke_run / "kri").rglob("*")} == before
+
+
 def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(smoke_run: Path) -> None:
     workdir = smoke_run.parents[1]
     dry = snakemake(workdir, "-n")
