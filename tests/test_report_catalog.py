@@ -24,7 +24,7 @@ def test_every_entry_has_a_family_paper_caption_and_source():
     assert len(ids) == len(set(ids))
     for e in catalog.ENTRIES:
         assert e.family in catalog.FAMILIES and e.paper in PAPERS and e.kind in ("table", "figure")
-        assert re.fullmatch(r"(vc|pv|en|vd)_(table|fig)\w*", e.id) and e.id.split("_")[1].startswith(e.kind[:3])
+        assert re.fullmatch(r"(vc|pv|en|vd|kr)_(table|fig)\w*", e.id) and e.id.split("_")[1].startswith(e.kind[:3])
         sentences = [s for s in re.split(r"(?<=[.;])\s+(?=[A-Z])", e.caption) if s]
         assert e.caption.endswith(".") and 1 <= len(sentences) <= 3, e.caption
         assert e.reproduces == "not in the paper" or re.match(r"(Table|Fig\.|Figure) \w+ \((Sec\.|Appendix)",
@@ -32,6 +32,10 @@ def test_every_entry_has_a_family_paper_caption_and_source():
     assert {e.id for e in catalog.entries("ensemble")} == {f"en_table{n}" for n in range(1, 7)}
     assert [e.id for e in catalog.entries("video")] == ["vd_table1", "vd_fig4", "vd_fig5", "vd_fig7", "vd_fig8",
                                                         "vd_fig10"]
+    assert [e.id for e in catalog.entries("kri")] == ["kr_table1", "kr_table2", "kr_table3", "kr_table4", "kr_fig2",
+                                                      "kr_fig3", "kr_fig4", "kr_fig5"]
+    assert {e.id for e in catalog.entries("kri") if e.compare} == {"kr_table1", "kr_fig2", "kr_fig3", "kr_fig4",
+                                                                    "kr_fig5"}
     with pytest.raises(KeyError):
         catalog.entry("xx_table9")
     with pytest.raises(KeyError):
