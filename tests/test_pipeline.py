@@ -324,6 +324,28 @@ def test_changing_one_key_reruns_exactly_the_jobs_that_read_it(smoke_run: Path, 
     assert planned_jobs(smoke_run.parents[1], overrides=override) == expected
 
 
+def test_adding_a_scenario_runs_only_its_inferences_and_keeps_every_stored_file(smoke_run: Path,
+                                                                               tmp_path: Path) -> None:
+    """Schwerdtner et al., Sec. 4: scenario components can be added later. On a copy of the smoke
+    run, adding one runs its kri_infer job per model, the merge and the report; every inference,
+    model and certificate already stored stays byte for byte and is not rewritten."""
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke_run.parents[1], workdir, symlinks=True)
+    root = workdir / "results" / "smoke"
+    kept = sorted(p for d in ("kri/infer", "kri/certify", "models/kri") for p in (root / d).rglob("*") if p.is_file())
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
+    added = "+kri.scenarios.fog2={family:weather,kind:fog,params:{coefficient:[0.5,0.7]}}"
+    result = snakemake(workdir, overrides=added)
+    ran = re.findall(r"^rule (\w+):", result.stdout + result.stderr, flags=re.M)
+    assert sorted(ran) == sorted(["kri_infer"] * 3 + ["kri_tensor", "report_kri", "all"]), ran
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == before
+    from nnassure.kri.tensor import open_tensor
+
+    tensor = open_tensor(root / "kri" / "tensor.nc")
+    assert "fog2" in tensor["scenario"].values
+    assert sorted(p.parent.name for p in (root / "kri" / "infer").rglob("fog2.nc")) == ["GCE", "Gauss09", "NNet"]
+
+
 def test_a_key_the_pipeline_would_ignore_is_refused_before_any_job(smoke_run: Path) -> None:
     result = subprocess.run(command(smoke_run.parents[1], "-n", overrides="model.width=7"), capture_output=True,
                             text=True, env=ENV, timeout=300)

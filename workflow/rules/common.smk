@@ -58,7 +58,9 @@ os.environ.update(NNASSURE_REPO=str(Path(workflow.main_snakefile).resolve().pare
 # Every stage command carries the same overrides, so a job equals a hand-run of the stage. The
 # command text is therefore not a rerun trigger (workflow/profiles/default drops "code"): the
 # parameter digests below decide reruns, key by key.
-STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES)
+# Braces are doubled: the command is a Snakemake format string, and an override may hold a mapping
+# (+kri.scenarios.fog2={family:weather,...}).
+STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES).replace("{", "{{").replace("}", "}}")
 
 
 def config_digest(stage):
