@@ -7,12 +7,13 @@ Seeding. Cell (sample j, draw l) of scenario ``name`` uses the generator
 :data:`nnassure.kri.kinds.KINDS` (these are the draw's coordinates ``param_<name>``; fixed
 ``number`` / ``int`` parameters are recorded too, constant), then one integer from it seeds the
 albumentations transform (``A.Compose(..., seed=...)``), built with degenerate ranges such as
-``brightness_limit=(b, b)`` so that it applies exactly the drawn value, with p=1. A cell therefore
+``brightness_limit=(b, b)`` so that it applies exactly the drawn value, with p=1 (the two
+certifiable noises instead draw their noise from the cell's generator directly, below). A cell therefore
 depends on nothing but (seed, name, j, l) and the image: :func:`perturb_cell` recomputes any one.
 
 Corruptions. Images are float32 NHWC in [0, 1]. Every transform used declares ``uint8, float32``
-support in 2.0.8 and is given float32 directly. Brightness, contrast, rotation, Gaussian, uniform
-and salt-and-pepper noise compute in float32. RandomShadow, RandomRain and RandomFog are decorated
+support in 2.0.8 and is given float32 directly. Brightness, contrast, rotation and salt-and-pepper
+noise compute in float32. RandomShadow, RandomRain and RandomFog are decorated
 ``@uint8_io`` in 2.0.8: they convert a float32 image to uint8 themselves (values on the 1/255 grid),
 draw in uint8 and convert back, so their outputs lie on the 1/255 grid; we let the library do that
 rather than convert by hand. Every output is clipped to [0, 1] by albumentations (and checked).
@@ -20,23 +21,27 @@ Rain keeps RandomRain's defaults beyond the configured parameters (drop width 1,
 (200, 200, 200)); rotation reflects the border (``cv2.BORDER_REFLECT_101``) so no black corners
 appear.
 
-The certifiable noises (what PROVEN's certificates assume; checked in tests/test_kri_scenarios.py):
+The certifiable noises (what PROVEN's certificates assume; checked in tests/test_kri_scenarios.py)
+are written by hand, not taken from albumentations, because a certificate holds only for the exact
+law it assumes, i.i.d. noise per pixel and channel, and the library's samplers do not draw that law:
+``GaussNoise`` in 2.0.8 seeds OpenCV with ``integers(0, 2**16)`` and draws with ``cv2.randn``, so
+every Gaussian draw is one of 65,536 fixed noise maps times sigma (a KriCNN aligned with 50 of them
+changed class with frequency 8.1e-4 against a certified bound of 6.1e-6 for the i.i.d. law; the
+std also reaches cv2 as float32), and
+``AdditiveNoise``'s Gaussian path uses ``cv2.randn`` as well. Both noises come from the cell's own
+generator, after its drawn parameters (none for these kinds: sigma and the amplitude are fixed):
 
-- ``gaussian``: ``GaussNoise(std_range=(s, s), mean_range=(0, 0), per_channel=True,
-  noise_scale_factor=1)`` draws one float64 array of shape (H, W, C) with ``cv2.randn`` (mean 0,
-  std s, per pixel and channel, i.i.d.), casts it to float32 and adds it to the image with
-  ``cv2.add`` in float32, then clips to [0, 1]: x' = clip(fl32(x + fl32(n)), 0, 1), n ~ N(0, s^2)
-  i.i.d. per pixel and channel. The only deviation from exact real arithmetic is float32 rounding
-  (|error| <= one float32 ulp of the sum, ~6e-8 near 1). Caveat: albumentations seeds OpenCV's
-  generator with an integer in [0, 2^16) drawn from the cell's generator, so two cells share their
-  noise map with probability 2^-16 per pair (within one sample's draws: negligible).
-- ``uniform``: ``AdditiveNoise(noise_type="uniform", spatial_mode="per_pixel", noise_params=
-  {"ranges": [(-a, a)] * 3})`` draws ``Generator.uniform(-a, a, size=(H, W, C))`` (float64; for
-  the per-pixel mode only the first range is used, the same for every channel), casts it to float32,
-  adds and clips to [0, 1]: x' = clip(fl32(x + fl32(u)), 0, 1), u ~ U[-a, a] i.i.d. per pixel and
-  channel. Rounding: |fl32(u)| <= a * (1 + 2^-24), and the float32 sum adds at most half an ulp
-  of the result (<= 2^-25 ~ 3e-8 in [0, 1]), so the stored image satisfies
-  |x' - x| <= a * (1 + 2^-24) + 2^-25 per component (before clipping, which only shortens it).
+- ``gaussian``: n = ``rng.normal(0.0, sigma, (H, W, C))`` in float64, x' = clip(fl32(x + n), 0, 1)
+  with the sum taken in float64: n ~ N(0, sigma^2) i.i.d. per pixel and channel;
+- ``uniform``: u = ``rng.uniform(-a, a, (H, W, C))`` in float64, x' = clip(fl32(x + u), 0, 1):
+  u ~ U[-a, a] i.i.d. per pixel and channel, |u| <= a exactly (NumPy computes -a + 2a U with U
+  in [0, 1), and monotone rounding keeps it in [-a, a]).
+
+Rounding: the float64 sum is within 2^-53 of x + n where |x + n| < 2 (beyond, both clip alike), and the
+cast to float32 adds at most half a float32 ulp of a value in [0, 1], 2^-25 (values outside [0, 1]
+are clipped, which only brings them closer to x). So the stored image is within 2^-25 + 2^-53 of
+clip01(x + n) per component, well inside the storage radius r = 2^-22 (1 + eps) of
+:mod:`nnassure.kri.certified`, and for uniform noise |x' - x| <= a + 2^-25 + 2^-53.
 
 Attacks. White box on the model under test via ART ``PyTorchClassifier(loss=CrossEntropyLoss,
 clip_values=(0, 1))``, untargeted, with y = the model's own clean prediction, so each attack aims at
@@ -107,13 +112,6 @@ def corruption_transform(kind_name: str, v: Mapping[str, float]) -> A.BasicTrans
                               shadow_intensity_range=(v["intensity"], v["intensity"]), p=1.0)
     if kind_name == "rotation":
         return A.Rotate(limit=(v["degrees"], v["degrees"]), border_mode=cv2.BORDER_REFLECT_101, p=1.0)
-    if kind_name == "gaussian":
-        return A.GaussNoise(std_range=(v["sigma"], v["sigma"]), mean_range=(0.0, 0.0), per_channel=True,
-                            noise_scale_factor=1.0, p=1.0)
-    if kind_name == "uniform":
-        a = v["amplitude"]
-        return A.AdditiveNoise(noise_type="uniform", spatial_mode="per_pixel",
-                               noise_params={"ranges": [(-a, a)] * 3}, p=1.0)
     if kind_name == "salt_and_pepper":
         return A.SaltAndPepper(amount=(v["amount"], v["amount"]), p=1.0)
     if kind_name == "rain":
@@ -124,9 +122,31 @@ def corruption_transform(kind_name: str, v: Mapping[str, float]) -> A.BasicTrans
     raise ValueError(f"{kind_name!r} is not a corruption kind")
 
 
+def _add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    # the sum in float64, one rounding to float32, then clipping (exact: 0 and 1 are float32 numbers)
+    return np.clip((np.asarray(image, np.float64) + noise).astype(np.float32), np.float32(0.0), np.float32(1.0))
+
+
+def gaussian_noise(image: np.ndarray, v: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    """clip01(fl32(x + n)), n ~ N(0, sigma^2) i.i.d. per pixel and channel, from the cell's generator."""
+    return _add_noise(image, rng.normal(0.0, float(v["sigma"]), np.shape(image)))
+
+
+def uniform_noise(image: np.ndarray, v: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    """clip01(fl32(x + u)), u ~ U[-a, a] i.i.d. per pixel and channel, from the cell's generator."""
+    a = float(v["amplitude"])
+    return _add_noise(image, rng.uniform(-a, a, np.shape(image)))
+
+
+# the certifiable noises, written by hand so that their law is the certificate's (module docstring)
+HAND_WRITTEN = {"gaussian": gaussian_noise, "uniform": uniform_noise}
+
+
 def _corrupt_one(kind_name: str, params: Mapping[str, Any], image: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
     values = draw_values(kind_name, params, rng)
+    if kind_name in HAND_WRITTEN:
+        return HAND_WRITTEN[kind_name](image, values, rng), values
     compose = A.Compose([corruption_transform(kind_name, values)], seed=int(rng.integers(0, SEED_BOUND)))
     out = compose(image=np.ascontiguousarray(image, dtype=np.float32))["image"]
     out = np.asarray(out, dtype=np.float32)
