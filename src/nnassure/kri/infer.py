@@ -13,11 +13,30 @@ exactly one new inference per model. The file (netCDF via h5netcdf) is an xarray
   attack's norm, computed in float64);
 - attrs ``format = "nnassure-kri-infer-1"``, ``variant``, ``scenario``, ``family``, ``kind``,
   ``draws``, ``seed``, ``samples`` and ``scenario_config`` (JSON of the checked scenario entry),
-  which the tensor stage compares with the config to refuse a stale file.
+  which the tensor stage compares with the config to refuse a stale file, and ``model_sha256`` /
+  ``data_sha256``, the SHA-256 of the model's ``.safetensors`` and of the image data file it was
+  computed from, which the tensor stage compares with the current files (a retrained or replaced
+  model is refused; empty when the caller did not give them).
+
+Every logit is finite: a model that gives NaN or infinite logits on a perturbed image is refused
+before anything is written, and so is a file holding one (the tensor's padding beyond a
+scenario's draws comes from the draw counts, never from NaN logits).
+
+Reproducibility. The perturbations and their parameters are recomputed exactly, bit for bit, from
+(seed, scenario, sample, draw) and the clean image (:func:`nnassure.kri.scenarios.perturb_cell`).
+The logits are not: the model runs on batches of ``batch_size`` images, and the batch size and
+the thread count change the float32 summation order of the convolutions and matrix products, so a
+cell recomputed alone gives logits that differ from the stored ones in the last bits (up to about
+4e-4 on the quick store's models, as the reviewer measured). A loss is a function of the argmax, so
+it recomputes exactly unless the cell's top two logits are within that difference of each other
+(a near tie), where the recomputed argmax may differ from the stored one. tests/test_kri_tensor.py
+compares perturbations exactly, and losses exactly except at cells whose recomputed top-2 gap is
+below the observed logit difference, which it skips and requires to be rare.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -36,7 +55,28 @@ from nnassure.kri.scenarios import perturb, scenario_draws
 
 FORMAT = "nnassure-kri-infer-1"
 ENGINE = "h5netcdf"
-_ATTRS = ("variant", "scenario", "family", "kind", "draws", "seed", "samples", "scenario_config")
+_ATTRS = ("variant", "scenario", "family", "kind", "draws", "seed", "samples", "scenario_config", "model_sha256",
+          "data_sha256")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _non_finite(array: np.ndarray, dims: Sequence[str]) -> str | None:
+    """Where ``array`` first holds a NaN or an infinity (``dim index, ...``), or None."""
+    bad = ~np.isfinite(np.asarray(array))
+    if not bad.any():
+        return None
+    where = np.argwhere(bad)[0]
+    count = int(bad.sum())
+    return f"{count} non-finite value(s), the first {array[tuple(where)]} at " + \
+        ", ".join(f"{dim} {int(i)}" for dim, i in zip(dims, where, strict=True))
 
 
 def plain(entry: Any) -> Any:
@@ -66,11 +106,15 @@ def scenario_json(entry: Any) -> str:
 
 def infer_scenario(model: nn.Module, images_nhwc: np.ndarray, labels: np.ndarray, name: str,
                    scenario_cfg: Any, draws: int, seed: int, classes: Sequence[str], *, variant: str = "",
-                   batch_size: int = 256, progress: bool | None = None) -> xr.Dataset:
+                   batch_size: int = 256, progress: bool | None = None, model_sha256: str = "",
+                   data_sha256: str = "") -> xr.Dataset:
     """The inference file's Dataset of ``model`` on scenario ``name`` (Eq. 1's inner samples delta_{k,l}).
 
     ``draws`` is ``kri.draws``; the scenario's own ``draws`` overrides it, and an attack makes one.
-    Also returns, in ``attrs["seconds"]``, the wall time of perturbation and inference.
+    ``model_sha256`` / ``data_sha256`` (:func:`file_sha256` of the model's ``.safetensors`` and of
+    the image file) are recorded for the tensor stage's staleness check. Also returns, in
+    ``attrs["seconds"]``, the wall time of perturbation and inference. Non-finite logits raise
+    :class:`InputFileError` (nothing is returned to write).
     """
     scenario = plain(scenario_cfg)
     kind_name = str(scenario["kind"])
@@ -84,6 +128,12 @@ def infer_scenario(model: nn.Module, images_nhwc: np.ndarray, labels: np.ndarray
     flat = pert.images.reshape(n * d, *images_nhwc.shape[1:])
     logits = predict_logits(model, to_model_input(flat), batch_size).reshape(n, d, len(classes))
     seconds = time.perf_counter() - started
+    for what, array, dims in (("clean images", clean, ("sample", "class")),
+                              (f"scenario {name!r}", logits, ("sample", "draw", "class"))):
+        problem = _non_finite(array, dims)
+        if problem:
+            raise InputFileError(f"model {variant or '(unnamed)'} gives non-finite logits on the {what}: {problem}; "
+                                 "the model file is broken (retrain it)")
     data: dict[str, Any] = {
         "logits": (("sample", "draw", "class"), logits.astype(np.float32)),
         "clean_logits": (("sample", "class"), clean.astype(np.float32)),
@@ -95,7 +145,7 @@ def infer_scenario(model: nn.Module, images_nhwc: np.ndarray, labels: np.ndarray
         data["perturbation_norm"] = (("sample", "draw"), pert.norm.astype(np.float64))
     attrs = {"format": FORMAT, "variant": variant, "scenario": name, "family": spec.family, "kind": kind_name,
              "draws": int(d), "seed": int(seed), "samples": int(n), "scenario_config": scenario_json(scenario),
-             "seconds": float(seconds)}
+             "model_sha256": str(model_sha256), "data_sha256": str(data_sha256), "seconds": float(seconds)}
     coords = {"sample": np.arange(n, dtype=np.int64), "draw": np.arange(d, dtype=np.int64),
               "class": np.asarray([str(c) for c in classes], dtype=str)}
     return xr.Dataset(data, coords=coords, attrs=attrs)
@@ -134,6 +184,10 @@ def _problem(ds: xr.Dataset, variant: str | None, scenario: str | None) -> str |
                 f"{ds.attrs['samples']} x {ds.attrs['draws']}")
     if ds["logits"].dtype != np.float32 or ds["label"].dtype != np.int64:
         return f"logits are {ds['logits'].dtype} and labels {ds['label'].dtype}; expected float32 and int64"
+    for var in ("logits", "clean_logits"):
+        problem = _non_finite(ds[var].values, ds[var].dims)
+        if problem:
+            return f"{var} hold {problem}"
     return None
 
 
@@ -167,3 +221,16 @@ def check_fresh(ds: xr.Dataset, path: str | Path, scenario_cfg: Any, draws: int,
         if stored != value:
             raise InputFileError(f"{path}: stale inference file: its {key} is {stored!r}, the config's is {value!r}; "
                                  "rerun kri_infer for it")
+
+
+def check_inputs(ds: xr.Dataset, path: str | Path, model_file: str | Path, model_sha256: str,
+                 data_file: str | Path, data_sha256: str) -> None:
+    """Refuse an inference file computed from another model file or another image file than the
+    current ones (their SHA-256 as recorded by kri_infer against ``model_sha256`` / ``data_sha256``)."""
+    for key, file, current in (("model_sha256", model_file, model_sha256), ("data_sha256", data_file, data_sha256)):
+        stored = str(ds.attrs.get(key, ""))
+        if stored != current:
+            recorded = f"sha256 {stored[:12]}" if stored else "no digest"
+            raise InputFileError(f"{path}: stale inference file: it was computed from {file} with {recorded}, the "
+                                 f"current file has sha256 {current[:12]} (retrained or replaced?); rerun kri_infer "
+                                 "for it")

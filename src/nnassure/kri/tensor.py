@@ -11,7 +11,8 @@ The losses are computed from the stored logits only, so a new loss needs no new 
   ``kri.severity.default`` elsewhere, ``kri.severity.costs[true][predicted]`` overriding).
 
 The tensor file (netCDF via h5netcdf, attrs ``format = "nnassure-kri-tensor-1"``): vars
-``risk (loss, model, scenario, sample, draw) float64`` (NaN beyond a scenario's draws),
+``risk (loss, model, scenario, sample, draw) float64`` (NaN beyond a scenario's draws: the padding
+is set from ``scenario_draws``, and a NaN logit within a scenario's draws is an error, never padding),
 ``risk_adv (loss, model, attack, sample) float64``, ``logits (model, scenario, sample, draw, class)``
 and ``logits_adv (model, attack, sample, class)`` float32 (NaN beyond a scenario's draws),
 ``clean_logits (model, sample, class)``, ``label (sample)``, ``severity_cost (true_class,
@@ -81,15 +82,21 @@ def severity_matrix(severity_cfg: Any, classes: Sequence[str]) -> np.ndarray:
 
 
 def apply_losses(logits: np.ndarray, clean_logits: np.ndarray, label: np.ndarray, losses: Sequence[str],
-                 cost: np.ndarray, sample_axis: int = 0) -> np.ndarray:
+                 cost: np.ndarray, sample_axis: int = 0, valid: np.ndarray | None = None) -> np.ndarray:
     """The losses of perturbed ``logits`` (..., class), stacked on a new first axis (loss, ...).
 
     ``clean_logits (sample, class)`` and ``label (sample,)`` are broadcast along ``sample_axis`` of
-    ``logits``; NaN logits (a draw beyond a scenario's draws) give NaN losses.
+    ``logits``. ``valid`` (broadcastable to ``logits.shape[:-1]``, default all) marks the cells that
+    exist; the others (draws beyond a scenario's draws) get NaN losses whatever their logits. A
+    non-finite logit in a valid cell raises ValueError: it is never taken for padding.
     """
     logits = np.asarray(logits)
-    missing = np.isnan(logits).any(axis=-1)
-    pred = np.argmax(np.where(np.isnan(logits), -np.inf, logits), axis=-1)
+    valid = np.ones(logits.shape[:-1], bool) if valid is None else np.broadcast_to(valid, logits.shape[:-1])
+    finite = np.isfinite(logits).all(axis=-1)
+    if (valid & ~finite).any():
+        where = tuple(int(i) for i in np.argwhere(valid & ~finite)[0])
+        raise ValueError(f"non-finite logits at cell {where} (not padding: the cell is within its scenario's draws)")
+    pred = np.argmax(np.where(valid[..., None], logits, 0.0), axis=-1)
     shape = [1] * pred.ndim
     shape[sample_axis] = -1
     clean_pred = np.argmax(np.asarray(clean_logits), axis=-1).reshape(shape)
@@ -99,7 +106,7 @@ def apply_losses(logits: np.ndarray, clean_logits: np.ndarray, label: np.ndarray
         if name not in LOSSES:
             raise ConfigError(f"kri.losses: unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
         value = LOSSES[name](pred, clean_pred, label, cost)
-        out.append(np.where(missing, np.nan, np.broadcast_to(value, pred.shape)))
+        out.append(np.where(valid, np.broadcast_to(value, pred.shape), np.nan))
     return np.stack(out) if out else np.zeros((0, *pred.shape))
 
 
@@ -161,9 +168,11 @@ def merge_tensor(inferences: Mapping[tuple[str, str], xr.Dataset], scenarios: Ma
             norm_adv[mi, ai] = ds["perturbation_norm"].values[:, 0]
     # broadcast clean logits/labels over (model, scenario, sample, draw)
     risk = np.full((len(losses), len(models), len(corr), n, dmax), np.nan, np.float64)
+    # the padding mask comes from the draw counts, never from NaN logits (which read_inference refuses)
+    valid = (np.arange(dmax)[None, :] < np.asarray([draws[s] for s in corr], np.int64)[:, None])[:, None, :]
     for mi in range(len(models)):
         if corr:
-            risk[:, mi] = apply_losses(logits[mi], clean[mi], label, losses, cost, sample_axis=1)
+            risk[:, mi] = apply_losses(logits[mi], clean[mi], label, losses, cost, sample_axis=1, valid=valid)
     risk_adv = np.full((len(losses), len(models), len(adv), n), np.nan, np.float64)
     for mi in range(len(models)):
         if adv:

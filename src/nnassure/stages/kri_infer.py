@@ -4,7 +4,9 @@ scenario component, the logits of every perturbed sample with the draw's paramet
 
 It reads only its own scenario's entry (``kri.scenarios.{kri.scenario}``), ``kri.samples``,
 ``kri.draws`` and ``kri.seed``, so adding or editing another scenario does not rerun it. The
-samples are the first ``kri.samples`` test images in stored order.
+samples are the first ``kri.samples`` test images in stored order. The file records the SHA-256
+of the model's ``.safetensors`` and of the image file, which kri_tensor checks against the current
+files.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nnassure.tracking import tracked_run
 
 def main(cfg: DictConfig) -> None:
     from nnassure.data.images import load_image_dataset
-    from nnassure.kri.infer import infer_scenario, write_inference
+    from nnassure.kri.infer import file_sha256, infer_scenario, write_inference
     from nnassure.kri.model import check_images, load_kri_model
 
     paths = ExperimentPaths.from_config(cfg)
@@ -46,7 +48,8 @@ def main(cfg: DictConfig) -> None:
     with tracked_run(cfg, "kri_infer", f"{variant}/{name}") as tracker:
         started = time.perf_counter()
         ds = infer_scenario(model.model, images, labels, name, scenario, int(cfg.kri.draws), int(cfg.kri.seed),
-                            data.classes, variant=variant)
+                            data.classes, variant=variant, model_sha256=file_sha256(f"{stem}.safetensors"),
+                            data_sha256=file_sha256(paths.kri_images))
         write_inference(ds, paths.kri_inference(variant, name))
         seconds = time.perf_counter() - started
         changed = (ds["logits"].argmax("class") != ds["clean_logits"].argmax("class")).mean().item()
