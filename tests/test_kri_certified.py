@@ -4,8 +4,8 @@ Carlo: a certified bound below the lower end of its estimate's Clopper-Pearson i
 The models are small KriCNNs trained for a few steps on coloured images whose class is the
 dominant channel; some images sit near the boundary, so noise changes their class often (the
 check has teeth: a bound scaled down by 10 fails it) and others far from it (certificates below 1).
-The noise is sampled exactly as the scenarios apply it: float32 x + delta, clipped to [0, 1],
-float32 inference.
+The noise is drawn by the scenarios themselves (nnassure.kri.scenarios.corrupt: the stored float32
+perturbed images), float32 inference.
 """
 
 from __future__ import annotations
@@ -49,15 +49,23 @@ def trained():
 
 
 def monte_carlo(model: KriCNN, images: np.ndarray, noise: NoiseModel, draws: int, seed: int) -> np.ndarray:
-    """Class changes per sample out of ``draws``, the noise as the scenarios apply it."""
-    rng = np.random.default_rng(seed)
+    """Class changes per sample out of ``draws``, the noise drawn by the scenario itself
+    (:func:`nnassure.kri.scenarios.corrupt`, float32 NHWC images), float32 inference."""
+    from nnassure.kri.model import to_model_input
+    from nnassure.kri.scenarios import corrupt
+
+    name = f"mc_{noise.kind}"
+    params = {"sigma": noise.scale} if noise.kind == "gaussian" else {"amplitude": noise.scale}
+    scenario = {"family": "random_noise", "kind": noise.kind, "params": params, "draws": draws}
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
     with torch.no_grad():
         clean = model(torch.as_tensor(images)).argmax(1).numpy()
         changes = np.zeros(len(images), np.int64)
-        for i, image in enumerate(images):
-            delta = noise.sample(rng, (draws, *image.shape)).astype(np.float32)
-            perturbed = np.clip(image[None] + delta, 0.0, 1.0).astype(np.float32)
-            changes[i] = int((model(torch.as_tensor(perturbed)).argmax(1).numpy() != clean[i]).sum())
+        for i in range(len(images)):
+            perturbed = corrupt(name, scenario, nhwc[i:i + 1], draws, seed, sample_ids=np.array([i]),
+                                progress=False).images[0]
+            logits = model(torch.as_tensor(to_model_input(perturbed)))
+            changes[i] = int((logits.argmax(1).numpy() != clean[i]).sum())
     return changes
 
 
