@@ -171,7 +171,8 @@ def _run_stage(root, scenario, capsys):
     with pytest.raises(SystemExit) as info:
         kri_certify.run_stage("kri_certify", kri_certify.main,
                               ["experiment=smoke", f"results_dir={root}", "tracking=disabled", "kri.variant=NNet",
-                               f"kri.scenario={scenario}", "kri.certify.samples=3", "kri.certify.batch_size=3"])
+                               f"kri.scenario={scenario}", "kri.certify.samples=3", "kri.certify.batch_size=3",
+                               "kri.certify.mc_draws=200"])
         raise SystemExit(0)
     return info.value.code, capsys.readouterr().err
 
@@ -190,6 +191,47 @@ def test_stage_writes_the_certificate_of_the_first_test_images(tmp_path, capsys)
     model = load_kri_model(paths.kri_model_stem("NNet")).model
     np.testing.assert_array_equal(frame["predicted"], predict_logits(model, to_model_input(test[:3])).argmax(1))
     assert ((frame["bound"] >= 0) & (frame["bound"] <= 1)).all()
+    # its own Monte Carlo: 200 fresh draws per image through the scenario, recomputed here
+    import json
+
+    from nnassure.config import compose
+    from nnassure.kri.certified import MC_SEED_OFFSET, certify_settings, model_digest, monte_carlo_changes
+    from nnassure.kri.infer import plain, scenario_json
+
+    cfg = compose(["experiment=smoke", f"results_dir={tmp_path}", "tracking=disabled", "kri.certify.samples=3",
+                   "kri.certify.batch_size=3", "kri.certify.mc_draws=200"])
+    entry = plain(cfg.kri.scenarios["gaussian"])
+    seed = int(cfg.kri.seed) + MC_SEED_OFFSET
+    changes, _ = monte_carlo_changes(model, "gaussian", entry, test[:3], frame["predicted"].to_numpy(), 200, seed)
+    np.testing.assert_array_equal(frame["mc_changes"], changes)
+    assert list(frame["mc_draws"]) == [200] * 3 and list(frame["mc_seed"]) == [seed] * 3
+    # provenance the report checks
+    assert set(frame["scenario_config"]) == {scenario_json(cfg.kri.scenarios["gaussian"])}
+    assert json.loads(frame["certify_settings"].iloc[0])["mc_draws"] == 200
+    assert set(frame["certify_settings"]) == {certify_settings(plain(cfg.kri.certify))}
+    assert set(frame["model_sha256"]) == {model_digest(paths.kri_model_stem("NNet"))}
+
+
+def test_monte_carlo_draws_are_fresh_and_count_class_changes(trained):
+    """The certificate's Monte Carlo is seeded apart from the risk tensor (other noise in every cell)
+    and counts argmax != the clean prediction."""
+    from nnassure.kri.certified import MC_SEED_OFFSET, monte_carlo_changes
+    from nnassure.kri.scenarios import corrupt
+
+    model, images = trained
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    entry = {"family": "random_noise", "kind": "gaussian", "params": {"sigma": 0.2}, "draws": None}
+    tensor_cells = corrupt("g", entry, nhwc, 30, 0, progress=False).images
+    fresh_cells = corrupt("g", entry, nhwc, 30, MC_SEED_OFFSET, progress=False).images
+    assert not np.isclose(tensor_cells, fresh_cells).all(axis=(2, 3, 4)).any()
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(images)).argmax(1).numpy()
+    changes, seconds = monte_carlo_changes(model, "g", entry, nhwc, predicted, 30, MC_SEED_OFFSET)
+    with torch.no_grad():
+        by_hand = [int((model(torch.as_tensor(fresh_cells[i].transpose(0, 3, 1, 2))).argmax(1).numpy()
+                        != predicted[i]).sum()) for i in range(len(images))]
+    assert list(changes) == by_hand and (seconds > 0).all()
+    assert changes.sum() > 0  # sigma 0.2 on images near the boundary: the count is not trivially 0
 
 
 def compose_samples() -> int:

@@ -530,6 +530,9 @@ class KriCertifyConfig(Section):
     box_sigmas: Annotated[list[PositiveFloat], non_empty("a non-empty list of box half-widths in sigmas")] = \
         Field(default_factory=lambda: [3.0, 4.0, 5.0])
     batch_size: PositiveInt = 1
+    # the certificate's own Monte Carlo per image (fresh draws through the scenario): the risk tensor's
+    # few draws rarely see a class change at faint noise, so its interval checks no bound
+    mc_draws: PositiveInt = 2000
 
 
 class KriReportConfig(Section):

@@ -127,8 +127,8 @@ STAGES: dict[str, StageKeys] = {
     "kri_infer": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.draws", "kri.seed"),
                            job=("kri.variant", "kri.scenario")),
     # Which scenarios are certified (kri.certify.scenarios) decides which jobs exist, not what one computes.
-    "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", *(f"kri.certify.{k}" for k in (
-                                 "samples", "method", "box_sigmas", "batch_size"))),
+    "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.seed", *(f"kri.certify.{k}" for k in (
+                                 "samples", "method", "box_sigmas", "batch_size", "mc_draws"))),
                              job=("kri.variant", "kri.scenario")),
     # The merge checks every inference file against the scenario it claims to be, and applies the losses.
     "kri_tensor": StageKeys(reads=("kri.models", "kri.scenarios", "kri.samples", "kri.draws", "kri.seed",

@@ -148,12 +148,32 @@ def table4(deployments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 # kr_table3: certified bounds against Monte Carlo
 # ------------------------------------------------------------------------------------------------
 
+UNINFORMATIVE = "uninformative (no class change observed)"
+# Family-wise level of kr_table3's soundness checks, split by Bonferroni over every comparison of
+# the table (each image's bound and each row's mean bound, against the tensor's draws and against
+# the certificate's own Monte Carlo): a sound certificate fails the stage with probability <= 1e-3.
+CHECK_LEVEL = 1e-3
+
+
+def _cp_lower(successes: int, trials: int, level: float) -> float:
+    """One-sided Clopper-Pearson lower end at ``level`` (the two-sided interval at 1 - 2 level)."""
+    return clopper_pearson(int(successes), int(trials), 1.0 - 2.0 * level)[0]
+
+
 def table3(tensor: Any, certificates: Mapping[tuple[str, str], pd.DataFrame], confidence: float
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (model, certifiable scenario): the mean certified bound over the certified images, the MC
-    estimate on the same images, its Clopper-Pearson interval (conditional on the images) and
-    whether the bound is >= its lower end; raises :class:`CertificateBelowEstimate` if not, and
-    also if a single image's bound is below its own CP interval at the Bonferroni level."""
+    estimate of the risk tensor on the same images with its Clopper-Pearson interval at
+    ``confidence`` (conditional on the images), and the certificate's own Monte Carlo (columns
+    ``mc_changes`` / ``mc_draws``: fresh draws of the scenario, many more than the tensor's).
+
+    Soundness: every image's bound and the mean bound are compared with the one-sided CP lower end
+    of each source's counts (the pooled count for the mean: see :mod:`nnassure.kri.indicators`) at
+    the level :data:`CHECK_LEVEL` / (number of comparisons); a bound below raises
+    :class:`CertificateBelowEstimate`. Where neither source observed a class change the lower ends are
+    0 and the check proves nothing: the verdict is :data:`UNINFORMATIVE`, not True."""
+    tests = sum(2 * (len(frame) + 1) for frame in certificates.values())
+    level = CHECK_LEVEL / max(tests, 1)
     rows = []
     for (model, scenario), frame in certificates.items():
         samples = frame["sample"].to_numpy(np.int64)
@@ -163,35 +183,124 @@ def table3(tensor: Any, certificates: Mapping[tuple[str, str], pd.DataFrame], co
                                  "risk tensor's (model or images changed): run kri_certify again")
         cells = tensor["risk"].sel(loss=LOSS, model=model, scenario=scenario, sample=list(samples)).values
         finite = np.isfinite(cells)
-        per_sample_k = np.where(finite, cells, 0).sum(-1).astype(int)
-        per_sample_n = finite.sum(-1)
-        k, n = int(per_sample_k.sum()), int(per_sample_n.sum())
-        low, high = clopper_pearson(k, n, confidence)
-        bound = float(frame["bound"].mean())
-        strict = 1.0 - (1.0 - confidence) / len(samples)
-        below = [int(s) for s, b, ks, ns in zip(samples, frame["bound"], per_sample_k, per_sample_n, strict=True)
-                 if b < clopper_pearson(int(ks), int(ns), strict)[0]]
-        holds = bound >= low
-        if not holds or below:
+        sources = {"tensor": (np.where(finite, cells, 0).sum(-1).astype(np.int64), finite.sum(-1).astype(np.int64)),
+                   "certificate's Monte Carlo": (frame["mc_changes"].to_numpy(np.int64),
+                                                 frame["mc_draws"].to_numpy(np.int64))}
+        bounds = frame["bound"].to_numpy(np.float64)
+        bound = float(bounds.mean())
+        problems = []
+        for source, (per_k, per_n) in sources.items():
+            below = [int(s) for s, b, ks, ns in zip(samples, bounds, per_k, per_n, strict=True)
+                     if ks > 0 and b < _cp_lower(ks, ns, level)]
+            pooled_low = _cp_lower(int(per_k.sum()), int(per_n.sum()), level)
+            if below or bound < pooled_low:
+                problems.append(f"{source}: mean bound {bound:.6g} vs pooled lower end {pooled_low:.6g} "
+                                f"({int(per_k.sum())} of {int(per_n.sum())}), samples below their own: "
+                                f"{below or 'none'}")
+        if problems:
             raise CertificateBelowEstimate(
                 f"certified class-change bound of {model} under {scenario} is below its Monte-Carlo interval "
-                f"(mean bound {bound:.6g} vs CP lower end {low:.6g}; samples below their own interval: "
-                f"{below or 'none'}): the certificate is unsound")
+                f"(one-sided CP at level {level:.2g}; " + "; ".join(problems) + "): the certificate is unsound")
+        k, n = (int(v.sum()) for v in sources["tensor"])
+        mc_k, mc_n = (int(v.sum()) for v in sources["certificate's Monte Carlo"])
+        low, high = clopper_pearson(k, n, confidence)
+        mc_low, mc_high = clopper_pearson(mc_k, mc_n, confidence)
+        informative = k + mc_k > 0
         rows.append({"model": model, "scenario": scenario, "samples": len(samples), "draws": n,
                      "certified_bound": bound, "mc_estimate": k / n, "cp_low": low, "cp_high": high,
-                     "bound_at_least_cp_low": bool(holds), "certificate": ", ".join(sorted(set(frame["certificate"]))),
-                     "bound_below_1": int((frame["bound"] < 1).sum()), "crown_seconds": float(frame["seconds"].sum())})
-    long = pd.DataFrame(rows, columns=["model", "scenario", "samples", "draws", "certified_bound", "mc_estimate",
-                                       "cp_low", "cp_high", "bound_at_least_cp_low", "certificate", "bound_below_1",
-                                       "crown_seconds"])
+                     "mc_changes": mc_k, "mc_draws": mc_n, "mc_rate": mc_k / mc_n, "mc_cp_low": mc_low,
+                     "mc_cp_high": mc_high, "images_with_change": int(((sources["tensor"][0]
+                                                                        + sources["certificate's Monte Carlo"][0])
+                                                                       > 0).sum()),
+                     "informative": bool(informative),
+                     "bound_at_least_cp_low": "True" if informative else UNINFORMATIVE,
+                     "certificate": ", ".join(sorted(set(frame["certificate"]))),
+                     "bound_below_1": int((frame["bound"] < 1).sum()), "crown_seconds": float(frame["seconds"].sum()),
+                     "mc_seconds": float(frame["mc_seconds"].sum()) if "mc_seconds" in frame else float("nan")})
+    columns = ["model", "scenario", "samples", "draws", "certified_bound", "mc_estimate", "cp_low", "cp_high",
+               "mc_changes", "mc_draws", "mc_rate", "mc_cp_low", "mc_cp_high", "images_with_change", "informative",
+               "bound_at_least_cp_low", "certificate", "bound_below_1", "crown_seconds", "mc_seconds"]
+    long = pd.DataFrame(rows, columns=columns)
     if long.empty:
         return long, pd.DataFrame({"note": ["no certifiable scenario (gaussian, uniform) configured"]})
-    display = long.assign(**{"MC estimate [CP]": [_ci(e, lo, hi) for e, lo, hi in
-                                                  zip(long.mc_estimate, long.cp_low, long.cp_high, strict=True)]})
+    display = long.assign(**{
+        "MC estimate [CP]": [_ci(e, lo, hi) for e, lo, hi in zip(long.mc_estimate, long.cp_low, long.cp_high,
+                                                                 strict=True)],
+        "certificate's MC [CP]": [f"{k} / {n}: " + _ci(k / n, lo, hi) for k, n, lo, hi in
+                                  zip(long.mc_changes, long.mc_draws, long.mc_cp_low, long.mc_cp_high, strict=True)]})
     display = display.set_index(["model", "scenario"])[["samples", "certified_bound", "MC estimate [CP]",
+                                                        "certificate's MC [CP]", "images_with_change",
                                                         "bound_at_least_cp_low", "bound_below_1"]]
-    display.columns = ["images", "certified bound", "MC estimate [CP]", "bound >= CP lower end", "images bound < 1"]
+    display.columns = ["images", "certified bound", "MC estimate [CP]", "certificate's MC (changes / draws) [CP]",
+                       "images with a class change", "bound >= CP lower end", "images bound < 1"]
     return long, display
+
+
+def certificate_findings(long3: pd.DataFrame) -> list[Finding]:
+    """What kr_table3's soundness check showed: how many rows it could test at all."""
+    claim = ("Every certified class-change bound is at least the Monte-Carlo lower end of its image and of its "
+             "row (kr_table3), on rows where a class change was observed")
+    if long3.empty:
+        return [sanity(claim, None, "no certifiable scenario configured")]
+    informative = int(long3["informative"].sum())
+    if informative == 0:
+        return [sanity(claim, None, f"informative in 0 of {len(long3)} rows: no class change observed in "
+                                     f"{int(long3['draws'].sum() + long3['mc_draws'].sum())} draws, so every lower "
+                                     "end is 0 and any bound passes")]
+    # a bound below its interval raises before the report is written, so a row shown here passed
+    rows = ", ".join(f"{m} / {s}" for m, s, i in zip(long3.model, long3.scenario, long3.informative, strict=True)
+                     if i)
+    return [sanity(claim, True, f"informative in {informative} of {len(long3)} rows ({rows}); the others saw no "
+                                 "class change in their draws")]
+
+
+# ------------------------------------------------------------------------------------------------
+# Attacks that left samples unperturbed (gradient masking)
+# ------------------------------------------------------------------------------------------------
+
+UNPERTURBED_TOLERANCE = 0.05  # "nearly every sample": at most this share left at norm 0
+
+
+def unperturbed_frame(tensor: Any, models: Sequence[str]) -> pd.DataFrame:
+    """Per (model, attack): the share of samples whose adversarial perturbation has norm exactly 0
+    (``perturbation_norm_adv``): the attack changed nothing there, so its KRI measured nothing."""
+    columns = ["model", "attack", "kind", "samples", "unperturbed", "share"]
+    if "perturbation_norm_adv" not in tensor or not tensor.sizes.get("attack", 0):
+        return pd.DataFrame(columns=columns)
+    norms = tensor["perturbation_norm_adv"].sel(model=list(models)).transpose("model", "attack", "sample").values
+    rows = []
+    for i, model in enumerate(models):
+        for j, (attack, kind) in enumerate(zip(tensor["attack"].values, tensor["attack_kind"].values, strict=True)):
+            zero = int((norms[i, j] == 0).sum())
+            rows.append({"model": str(model), "attack": str(attack), "kind": str(kind), "samples": norms.shape[-1],
+                         "unperturbed": zero, "share": zero / norms.shape[-1]})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def unperturbed_findings(frame: pd.DataFrame) -> list[Finding]:
+    claim = (f"Every attack perturbed (nearly) every sample of every model (at most {UNPERTURBED_TOLERANCE:.0%} "
+             "left at perturbation norm 0), so a low adversarial KRI is robustness, not a silent attack")
+    if frame.empty:
+        return [Finding(claim, None, "the tensor has no attack (or no perturbation_norm_adv)")]
+    bad = frame[frame.share > UNPERTURBED_TOLERANCE]
+    if bad.empty:
+        return [Finding(claim, True, f"largest share unperturbed {frame.share.max():.1%} "
+                                     f"({len(frame)} model-attack pairs)")]
+    parts = []
+    for _, row in bad.iterrows():
+        why = ("gradient masking: the loss gradient is zero there (e.g. a saturated softmax), so the gradient "
+               "attack does not move" if row["kind"] in ("fgsm", "pgd") else "the attack returned the clean image")
+        parts.append(f"{row['model']} {row['attack']}: {row['unperturbed']} of {row['samples']} unperturbed ({why})")
+    return [Finding(claim, False, "; ".join(parts) + "; these KRIs are low because nothing was attacked")]
+
+
+def unperturbed_section(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    table = frame.pivot(index="model", columns="attack", values="share")
+    table = table.reindex(index=list(dict.fromkeys(frame.model)), columns=list(dict.fromkeys(frame.attack)))
+    return ("Share of samples each attack left unperturbed (perturbation norm 0; the attack's KRI measured "
+            "nothing there):\n\n" + table.map(lambda v: f"{v:.1%}").to_markdown())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -467,13 +576,23 @@ def fig5(part: pd.DataFrame) -> plt.Figure:
     return _bars(part, "Final risk (mean of the family KRIs, class change)", "final risk", "no model")
 
 
-def fig5_compare(part: pd.DataFrame, kris: pd.DataFrame) -> str:
+def fig5_compare(part: pd.DataFrame, kris: pd.DataFrame, unperturbed: pd.DataFrame | None = None,
+                 long3: pd.DataFrame | None = None) -> str:
+    """Fig. 5's ranking and findings, with the checks behind the numbers: the share of samples each
+    attack left unperturbed (``unperturbed``, :func:`unperturbed_frame`) and how many of
+    kr_table3's rows could test their certificate (``long3``, :func:`table3`)."""
     ranked = part.sort_values("kri")
     body = "Ranking, least risk first:\n\n" + pd.DataFrame(
         {"model": ranked.label, "final risk [CI]": [_ci(k, lo, hi) for k, lo, hi in
                                                    zip(ranked.kri, ranked.ci_low, ranked.ci_high, strict=True)]}
     ).to_markdown(index=False)
     findings = _ranking_findings(part, "final risk", "Fig. 5")
+    if unperturbed is not None:
+        section = unperturbed_section(unperturbed)
+        body += ("\n\n" + section) if section else ""
+        findings += unperturbed_findings(unperturbed)
+    if long3 is not None:
+        findings += certificate_findings(long3)
     families = kris[(kris.loss == LOSS) & (kris.level == "family")].groupby("model")["kri"].mean()
     gap = float(np.max(np.abs(families.loc[part.model].to_numpy() - part.kri.to_numpy())))
     findings.append(sanity("The final risk is the mean of the model's family KRIs (Eq. 2)", gap < 1e-12,

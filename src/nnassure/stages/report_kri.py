@@ -4,7 +4,10 @@ certificate files (:mod:`nnassure.report.kri`, :mod:`nnassure.kri.indicators`).
 
 Everything is read and computed before anything is written: a missing or mismatched input, or a
 certified bound below its Monte-Carlo interval (a bug), ends in one line with exit code 2 and no
-output file. The bootstrap is seeded with ``kri.seed``, the experiment's KRI seed.
+output file. Stale inputs are refused: the tensor's recorded scenario entries (attrs
+``scenario_configs``) must equal the config's, and each certificate's recorded scenario entry,
+certify settings and model sha256 the current config's and model file's. The bootstrap is
+seeded with ``kri.seed``, the experiment's KRI seed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from nnassure.report.catalog import family_files
 from nnassure.stages._common import run_stage
 from nnassure.tracking import tracked_run
 
-CERTIFICATE_COLUMNS = ("sample", "predicted", "bound", "certificate", "eps_box", "seconds")
+CERTIFICATE_COLUMNS = ("sample", "predicted", "bound", "certificate", "eps_box", "seconds", "mc_changes", "mc_draws",
+                       "scenario_config", "certify_settings", "model_sha256")
 
 
 def kri_outputs(cfg: DictConfig) -> list[Path]:
@@ -47,6 +51,48 @@ def read_certificate(path: Path, samples: int) -> pd.DataFrame:
     return frame
 
 
+def _differences(recorded: dict, current: dict) -> str:
+    keys = sorted(set(recorded) | set(current), key=str)
+    return ", ".join(f"{key}: {recorded.get(key)!r} recorded, {current.get(key)!r} configured" for key in keys
+                     if recorded.get(key) != current.get(key))
+
+
+def check_certificate_provenance(path: Path, frame: pd.DataFrame, scenario_json: str, settings_json: str,
+                                 digest: str) -> None:
+    """Refuse (one line naming the file and what differs) a certificate computed for another
+    scenario entry, other certify settings or another model file."""
+    import json
+
+    for column, current, what in (("scenario_config", scenario_json, "scenario entry"),
+                                  ("certify_settings", settings_json, "kri.certify settings")):
+        values = set(frame[column].astype(str))
+        recorded = values.pop() if len(values) == 1 else None
+        if recorded is None or json.loads(recorded) != json.loads(current):
+            diff = "several values" if recorded is None else _differences(json.loads(recorded), json.loads(current))
+            raise InputFileError(f"{path}: certificate of another {what} ({diff}): run kri_certify again")
+    digests = set(frame["model_sha256"].astype(str))
+    if digests != {digest}:
+        raise InputFileError(f"{path}: certificate of another model file (sha256 {sorted(digests)[0][:12]}... "
+                             f"recorded, {digest[:12]}... now): run kri_certify again")
+
+
+def check_tensor_scenarios(path: Path, tensor: Any, scenarios: Any) -> None:
+    """Refuse a tensor whose recorded scenario entries (attrs ``scenario_configs``) differ from the config's."""
+    import json
+
+    from nnassure.kri.infer import scenario_json
+
+    if "scenario_configs" not in tensor.attrs:
+        raise InputFileError(f"{path}: no recorded scenario_configs: run kri_tensor again")
+    recorded = json.loads(tensor.attrs["scenario_configs"])
+    for name in scenarios:
+        current = json.loads(scenario_json(scenarios[name]))
+        if recorded.get(name) != current:
+            diff = _differences(recorded.get(name) or {}, current)
+            raise InputFileError(f"{path}: scenario {name!r} was merged with another entry ({diff}): run kri_infer "
+                                 "and kri_tensor again")
+
+
 def open_kri_tensor(path: Path) -> Any:
     """The risk tensor through nnassure.kri.tensor.open_tensor (lazy, validated)."""
     from nnassure.kri.tensor import open_tensor
@@ -55,7 +101,9 @@ def open_kri_tensor(path: Path) -> Any:
 
 
 def main(cfg: DictConfig) -> None:
+    from nnassure.kri.certified import certify_settings, model_digest
     from nnassure.kri.indicators import components, deployment_frame, kri_frame, replicates
+    from nnassure.kri.infer import plain, scenario_json
     from nnassure.kri.kinds import certified_scenarios
     from nnassure.kri.model import load_kri_model
     from nnassure.report import kri as report
@@ -81,6 +129,7 @@ def main(cfg: DictConfig) -> None:
     missing = sorted(set(k.scenarios) - in_tensor)
     if missing:
         raise InputFileError(f"{paths.kri_tensor}: no scenario {missing[0]!r} of kri.scenarios: run kri_tensor again")
+    check_tensor_scenarios(paths.kri_tensor, tensor, k.scenarios)
     comps = components(tensor, models)
     reps = replicates(comps, int(k.bootstrap), float(k.confidence), int(k.seed))
     kris = kri_frame(reps)
@@ -88,6 +137,11 @@ def main(cfg: DictConfig) -> None:
     certified = certified_scenarios(k)
     certificates = {(m, s): read_certificate(paths.kri_certificate(m, s), int(k.certify.samples))
                     for m in models for s in certified}
+    settings = certify_settings(plain(k.certify))
+    digests = {m: model_digest(paths.kri_model_stem(m)) for m in models}
+    for (m, s), frame in certificates.items():
+        check_certificate_provenance(paths.kri_certificate(m, s), frame, scenario_json(k.scenarios[s]), settings,
+                                     digests[m])
     long3, display3 = report.table3(tensor, certificates, float(k.confidence))  # raises on an unsound bound
     long1, display1 = report.table1(metadata, variants)
     compare1 = report.table1_compare(long1, paper_table(report.PAPER, "table1"))
@@ -103,7 +157,7 @@ def main(cfg: DictConfig) -> None:
         "kr_fig2": report.fig2_compare(bright),
         "kr_fig3": report.fig3_compare(reps, augmented, float(k.report.similar_ratio)),
         "kr_fig4": report.fig4_compare(reps, gce, float(k.report.unchanged)),
-        "kr_fig5": report.fig5_compare(final, kris),
+        "kr_fig5": report.fig5_compare(final, kris, report.unperturbed_frame(tensor, models), long3),
     }
     with tracked_run(cfg, "report_kri", "report_kri") as tracker:
         for table_id, (long, display) in {"kr_table1": (long1, display1), "kr_table2": (long2, display2),
