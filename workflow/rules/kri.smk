@@ -83,6 +83,8 @@ rule kri_tensor:
         config=config_digest("kri_tensor"),
     input:
         data=str(PATHS.kri_images),
+        # the merge checks each inference file against the digest of the model it was made with
+        models=[f for variant in KRI_MODELS for f in kri_model_files(variant)],
         inferences=kri_inference_files(),
     output:
         str(PATHS.kri_tensor),

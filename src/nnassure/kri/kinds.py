@@ -73,10 +73,12 @@ KINDS: dict[str, Kind] = {
     # random noise
     "gaussian": Kind("random_noise", {
         "sigma": Param("number", 0.05, "standard deviation of i.i.d. noise per pixel and channel", 0.0, 1.0)},
-        "albumentations GaussNoise, then clipped to [0, 1]", certifiable=True),
+        "i.i.d. normal noise from the cell's own generator, then clipped to [0, 1] (not albumentations: its "
+        "GaussNoise draws one of 2^16 OpenCV noise maps, another law than the one PROVEN certifies)", certifiable=True),
     "uniform": Kind("random_noise", {
         "amplitude": Param("number", 0.05, "i.i.d. noise uniform in [-amplitude, amplitude]", 0.0, 1.0)},
-        "albumentations AdditiveNoise (uniform, per pixel), then clipped to [0, 1]", certifiable=True),
+        "i.i.d. uniform noise from the cell's own generator, then clipped to [0, 1] (written by hand like "
+        "gaussian, so the certified law is the applied one)", certifiable=True),
     "salt_and_pepper": Kind("random_noise", {
         "amount": Param("range", [0.01, 0.05], "fraction of pixels set to 0 or 1", 0.0, 1.0)},
         "albumentations SaltAndPepper"),
