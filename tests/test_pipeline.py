@@ -336,7 +336,7 @@ def test_adding_a_scenario_runs_only_its_inferences_and_keeps_every_stored_file(
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
     added = "+kri.scenarios.fog2={family:weather,kind:fog,params:{coefficient:[0.5,0.7]}}"
     result = snakemake(workdir, overrides=added)
-    ran = re.findall(r"^rule (\w+):", result.stdout + result.stderr, flags=re.M)
+    ran = re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M)
     assert sorted(ran) == sorted(["kri_infer"] * 3 + ["kri_tensor", "report_kri", "all"]), ran
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == before
     from nnassure.kri.tensor import open_tensor

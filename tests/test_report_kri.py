@@ -383,3 +383,19 @@ def test_certificate_of_another_model_file_is_refused(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and str(paths.kri_certificate("Gauss09", "gaussian")) in lines[0], err
     assert "another model file" in lines[0]
+
+
+def test_table1_compare_counts_the_configured_zoo_not_only_the_trained_models():
+    from nnassure.report.paper_numbers import paper_table
+
+    paper = paper_table(report.PAPER, "table1")
+    long = pd.DataFrame([{"variant": "NNet", "what_differs": "-", "description": "baseline", "test_accuracy": 0.9,
+                          "training_seconds": 1.25}])
+    every = {label: {} for label in paper["label"]}
+    text = report.table1_compare(long, paper, every)
+    line = text.split("Every model of the paper's Table 1 is a variant of our zoo")[1].split("\n")[0]
+    assert "| holds" in line and "20 variants configured, 1 trained" in line
+    assert "1.2 s" in text or "1.3 s" in text
+    fewer = {k: v for k, v in every.items() if k != "GCELarge"}
+    line = report.table1_compare(long, paper, fewer).split("Every model of the paper's Table 1")[1].split("\n")[0]
+    assert "does not hold" in line and "missing: GCELarge" in line

@@ -144,7 +144,7 @@ def main(cfg: DictConfig) -> None:
                                      digests[m])
     long3, display3 = report.table3(tensor, certificates, float(k.confidence))  # raises on an unsound bound
     long1, display1 = report.table1(metadata, variants)
-    compare1 = report.table1_compare(long1, paper_table(report.PAPER, "table1"))
+    compare1 = report.table1_compare(long1, paper_table(report.PAPER, "table1"), variants)
     long2, display2 = report.table2(kris)
     long4, display4 = report.table4(deployments)
     kinds = dict(zip(comps.names, comps.kinds, strict=True))
