@@ -10,19 +10,16 @@ the project (safetensors weights, JSON spec) stores.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from nnassure.errors import InputFileError
-from nnassure.models.mlp import model_paths, write_model_files
+from nnassure.models.mlp import read_model_files, write_model_files
 
 FORMAT = "nnassure-kri-cnn-1"
 
@@ -93,23 +90,8 @@ def save_kri_model(model: KriCNN, stem: str | Path, metadata: dict[str, Any] | N
 def load_kri_model(stem: str | Path) -> KriModelFile:
     """A model written by :func:`save_kri_model`, float32, in evaluation mode; a missing, corrupt
     or mismatched file raises :class:`InputFileError` naming it."""
-    weights_path, spec_path = model_paths(stem)
-    for path in (weights_path, spec_path):
-        if not path.exists():
-            raise InputFileError(f"{path}: model file not found (run the kri_train stage first)")
-    try:
-        document = json.loads(spec_path.read_text())
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError(f"format is {document.get('format') if isinstance(document, dict) else None!r}")
-        spec = KriCNNSpec(**document["spec"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputFileError(f"{spec_path}: not a valid KRI model spec ({exc}); expected format {FORMAT}") from None
-    try:
-        model = KriCNN(spec)
-        model.load_state_dict(load_file(str(weights_path)))
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise InputFileError(f"{weights_path}: weights do not match {spec_path} ({exc})") from None
-    return KriModelFile(model.eval(), document.get("metadata", {}))
+    model, metadata = read_model_files(stem, FORMAT, KriCNNSpec, KriCNN, "KRI model", "kri_train")
+    return KriModelFile(model, metadata)  # type: ignore[arg-type]
 
 
 def check_images(model: KriCNN, images: np.ndarray, what: str) -> None:

@@ -7,6 +7,7 @@ A model is two files with the same stem: ``<stem>.safetensors`` (weights) and ``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,31 @@ def write_model_files(stem: str | Path, model: nn.Module, spec_format: str,
         save_file(state, str(tmp))
     with atomic_path(spec_path) as tmp:
         tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def read_model_files(stem: str | Path, spec_format: str, spec_type: Callable[..., Any],
+                     build: Callable[[Any], nn.Module], what: str, made_by: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The network and metadata of files written by :func:`write_model_files` in ``spec_format``:
+    the spec is ``spec_type(**spec)``, the network ``build(spec)`` with the stored weights, in
+    evaluation mode. A missing file, another format, a bad spec or weights that do not fit raise
+    :class:`InputFileError` naming the file (``what`` names the model, ``made_by`` its stage)."""
+    weights_path, spec_path = model_paths(stem)
+    for path in (weights_path, spec_path):
+        if not path.exists():
+            raise InputFileError(f"{path}: model file not found (run the {made_by} stage first)")
+    try:
+        document = json.loads(spec_path.read_text())
+        if not isinstance(document, dict) or document.get("format") != spec_format:
+            raise ValueError(f"format is {document.get('format') if isinstance(document, dict) else None!r}")
+        spec = spec_type(**document["spec"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputFileError(f"{spec_path}: not a valid {what} spec ({exc}); expected format {spec_format}") from None
+    try:
+        model = build(spec)
+        model.load_state_dict(load_file(str(weights_path)))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise InputFileError(f"{weights_path}: weights do not match {spec_path} ({exc})") from None
+    return model.eval(), document.get("metadata", {})
 
 
 def load_model(stem: str | Path) -> ModelFile:

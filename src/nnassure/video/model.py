@@ -22,18 +22,15 @@ which is ``nn.LSTMCell`` from a zero state (h_0 = c_0 = 0); the logits are a lin
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from nnassure.errors import InputFileError
-from nnassure.models.mlp import model_paths, write_model_files
+from nnassure.models.mlp import read_model_files, write_model_files
 
 FORMAT = "nnassure-flow-lstm-1"
 GATES = ("i", "f", "g", "o")
@@ -119,24 +116,8 @@ def save_flow_lstm(model: FlowLSTM, stem: str | Path, metadata: dict[str, Any] |
 
 def load_flow_lstm(stem: str | Path) -> FlowLSTMFile:
     """Read a model saved by :func:`save_flow_lstm` (float32 weights, evaluation mode)."""
-    weights_path, spec_path = model_paths(stem)
-    for path in (weights_path, spec_path):
-        if not path.exists():
-            raise InputFileError(f"{path}: model file not found (run the video_train stage first)")
-    try:
-        document = json.loads(spec_path.read_text())
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError(f"format is {document.get('format') if isinstance(document, dict) else None!r}")
-        spec = FlowLSTMSpec(**document["spec"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputFileError(f"{spec_path}: not a valid video model spec ({exc}); expected format {FORMAT}") from None
-    try:
-        state = load_file(str(weights_path))
-        model = FlowLSTM(spec)
-        model.load_state_dict(state)
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise InputFileError(f"{weights_path}: weights do not match {spec_path} ({exc})") from None
-    return FlowLSTMFile(model.eval(), document.get("metadata", {}))
+    model, metadata = read_model_files(stem, FORMAT, FlowLSTMSpec, FlowLSTM, "video model", "video_train")
+    return FlowLSTMFile(model, metadata)  # type: ignore[arg-type]
 
 
 def check_flow_shape(model: FlowLSTM, flows_shape: tuple[int, ...], what: str) -> None:
