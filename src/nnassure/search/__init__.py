@@ -1,5 +1,16 @@
 """Architecture search of Sec. 4.2."""
 
-from nnassure.search.random_search import SearchResult, SearchSpace, run_search
+from nnassure.search.random_search import (
+    TRIAL_COLUMNS,
+    SearchResult,
+    SearchSpace,
+    run_search,
+    run_trial,
+    search_candidates,
+    search_identity,
+    select_best,
+    trial_row,
+)
 
-__all__ = ["SearchResult", "SearchSpace", "run_search"]
+__all__ = ["TRIAL_COLUMNS", "SearchResult", "SearchSpace", "run_search", "run_trial", "search_candidates",
+           "search_identity", "select_best", "trial_row"]
