@@ -12,7 +12,7 @@ import pytest
 from nnassure.data import generate_dataset, stratified_split
 from nnassure.paths import ExperimentPaths
 from nnassure.search import random_search
-from nnassure.stages import search
+from nnassure.stages import search, search_trial
 from nnassure.stages._common import run_stage
 
 
@@ -28,7 +28,8 @@ def dataset(tmp_path: Path) -> Path:
     return path
 
 
-def test_search_trials_train_with_train_batch_size(tmp_path: Path, dataset: Path, monkeypatch) -> None:
+def test_search_trials_train_with_train_batch_size(tmp_path: Path, dataset: Path, monkeypatch,
+                                                   search_trial_wiring) -> None:
     seen = []
     real_train = random_search.train_mlp
 
@@ -37,7 +38,10 @@ def test_search_trials_train_with_train_batch_size(tmp_path: Path, dataset: Path
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(random_search, "train_mlp", spy)
-    run_stage("search", search.main, _args(tmp_path, "train.batch_size=7", "search.n_trials=2", "search.max_epochs=1"))
+    settings = ("train.batch_size=7", "search.n_trials=2", "search.max_epochs=1")
+    for trial in range(2):  # one job per trial, then the selection
+        run_stage("search_trial", search_trial.main, _args(tmp_path, *settings, f"search.trial={trial}"))
+    run_stage("search", search.main, _args(tmp_path, *settings))
     paths = ExperimentPaths(tmp_path, "smoke")
     assert seen == [7, 7]
     assert json.loads(paths.search("a", 1.0).read_text())["hyperparameters"]["batch_size"] == 7
