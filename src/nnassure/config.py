@@ -204,6 +204,7 @@ class SearchConfig(Section):
     weight_decays: Annotated[list[NonNegativeFloat], non_empty()] = Field(default_factory=lambda: [0.0, 1e-4])
     dropouts: Annotated[list[Dropout], non_empty()] = Field(default_factory=lambda: [0.0, 0.1])
     seed: int = 0
+    trial: NonNegativeInt | None = None  # the trial one search_trial job runs (a Snakemake wildcard)
 
 
 class CertifyConfig(Section):
@@ -641,6 +642,34 @@ class ReportConfig(Section):
     fig3_eps: PositiveFloat = 0.01
 
 
+class StageResources(Section):
+    """What one job of a stage asks the scheduler for: ``threads`` (CPUs per task, also the torch
+    and solver threads the job uses), ``mem_mb`` (memory in MB) and ``runtime`` (minutes of
+    wall-clock time, SLURM's ``--time``). The local run schedules by the same numbers
+    (``--resources mem_mb=...``)."""
+
+    threads: PositiveInt = 1
+    mem_mb: PositiveInt = 2000
+    runtime: PositiveInt = 30
+
+
+class SweepConfig(Section):
+    """Where a job of a sweep point writes (set by the Snakefile, never by hand): the sweep's
+    ``name``, the ``point`` and the stages the point runs itself (``own``); every other stage's
+    artifacts are the experiment's own, shared by all points (nnassure.sweep). A job of the whole
+    sweep (its summary) has a ``name`` and no ``point``."""
+
+    name: Text | None = None
+    point: Text | None = None
+    own: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SweepConfig:
+        if self.point is not None and self.name is None:
+            fail("sweep.name", None, "the sweep's name when sweep.point is set")
+        return self
+
+
 class Config(Section):
     grid: GridConfig = Field(default_factory=GridConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -655,11 +684,27 @@ class Config(Section):
     kri: KriConfig = Field(default_factory=KriConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    # stage name -> the resources of each of its jobs (conf/resources/default.yaml; an experiment
+    # overrides the stages whose jobs it makes longer or larger)
+    resources: dict[str, StageResources] = Field(default_factory=dict)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
     results_dir: Text = "results"
     threads: PositiveInt = 1
 
     @model_validator(mode="after")
     def _across_sections(self) -> Config:
+        from nnassure.stage_keys import STAGES
+
+        for name in self.resources:
+            if name not in STAGES:
+                fail(f"resources.{name}", self.resources[name].model_dump(),
+                     f"resources of a stage ({', '.join(sorted(STAGES))})")
+        missing = [name for name in STAGES if name not in self.resources]
+        if missing and self.resources:
+            fail("resources", sorted(self.resources), "an entry for every stage; missing: " + ", ".join(missing))
+        for i, name in enumerate(self.sweep.own):
+            if name not in STAGES:
+                fail(f"sweep.own[{i}]", name, f"a stage ({', '.join(sorted(STAGES))})")
         for key in ("fig2_eps", "fig3_eps"):
             eps = getattr(self.report, key)
             if not _close_to_any(eps, self.certify.eps):

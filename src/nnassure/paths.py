@@ -2,10 +2,17 @@
 that experiments never overwrite each other's files.
 
 The Snakefile and the stage entry points both build paths here, so they always agree.
+
+A sweep point (nnassure.sweep) has its own root, results/<experiment>/sweeps/<sweep>/<point>/,
+for the stages it runs itself (``own``: those whose keys it changes and everything downstream);
+the artifacts of every other stage are the experiment's, shared by all points. So each artifact
+says which stage writes it (:meth:`ExperimentPaths.of`), and a point's job reads an unchanged
+upstream artifact where the experiment keeps it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -22,108 +29,137 @@ def _cost_name(cost: float | str) -> str:
 
 
 class ExperimentPaths:
-    """Artifact paths of one experiment under ``results_dir``."""
+    """Artifact paths of one experiment under ``results_dir``, or of one point of a sweep of it."""
 
-    def __init__(self, results_dir: str | Path, experiment: str) -> None:
-        self.root = Path(results_dir) / experiment
+    def __init__(self, results_dir: str | Path, experiment: str, sweep: str | None = None,
+                 point: str | None = None, own: Iterable[str] = ()) -> None:
+        self.experiment_root = Path(results_dir) / experiment
+        self.point = point
+        self.own = frozenset(own) if point is not None else frozenset()
+        # logs, benchmarks, W&B runs, tables and figures always belong to the job's own root
+        self.root = self.experiment_root if point is None else self.sweep_root(sweep) / point
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ExperimentPaths:
-        return cls(cfg.results_dir, cfg.grid.name)
+        sweep = cfg.sweep if "sweep" in cfg else None
+        if sweep is None or sweep.point is None:
+            return cls(cfg.results_dir, cfg.grid.name)
+        return cls(cfg.results_dir, cfg.grid.name, sweep.name, sweep.point, sweep.own)
+
+    def of(self, stage: str) -> Path:
+        """The root holding the artifacts of ``stage``: the point's if it runs the stage itself."""
+        return self.root if self.point is None or stage in self.own else self.experiment_root
+
+    def sweep_root(self, sweep: str) -> Path:
+        """Everything of one sweep: a directory per point, the plan and the summary."""
+        return self.experiment_root / "sweeps" / sweep
+
+    def sweep_plan(self, sweep: str) -> Path:
+        """The sweep's points, their keys and overrides, and the report files each point's summary
+        reads (written by the Snakefile when it plans the sweep)."""
+        return self.sweep_root(sweep) / "plan.json"
+
+    def sweep_summary(self, sweep: str) -> Path:
+        """One row per point: its keys and headline numbers (``.csv``; ``.md`` beside it)."""
+        return self.sweep_root(sweep) / "summary.csv"
 
     def dataset(self, dataset: str) -> Path:
-        return self.root / "data" / f"{dataset}.parquet"
+        return self.of("data") / "data" / f"{dataset}.parquet"
 
     def baselines(self, dataset: str) -> Path:
-        return self.root / "baselines" / f"{dataset}.csv"
+        return self.of("baselines") / "baselines" / f"{dataset}.csv"
 
     def search(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "search" / f"{dataset}_c{_cost_name(cost)}.json"
+        return self.of("search") / "search" / f"{dataset}_c{_cost_name(cost)}.json"
+
+    def search_trial(self, dataset: str, cost: float | str, trial: int | str) -> Path:
+        """One trial of the architecture search (search_trial), JSON."""
+        return self.of("search_trial") / "search" / "trials" / f"{dataset}_c{_cost_name(cost)}" / f"{trial}.json"
 
     def search_trials(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "search" / f"{dataset}_c{_cost_name(cost)}_trials.csv"
+        return self.of("search") / "search" / f"{dataset}_c{_cost_name(cost)}_trials.csv"
 
     def model_stem(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "models" / f"{dataset}_c{_cost_name(cost)}"
+        return self.of("train") / "models" / f"{dataset}_c{_cost_name(cost)}"
 
     def certification(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "certify" / f"{dataset}_c{_cost_name(cost)}.parquet"
+        return self.of("certify") / "certify" / f"{dataset}_c{_cost_name(cost)}.parquet"
 
     def certification_summary(self, dataset: str, cost: float | str) -> Path:
-        return self.root / "certify" / f"{dataset}_c{_cost_name(cost)}_summary.csv"
+        return self.of("certify") / "certify" / f"{dataset}_c{_cost_name(cost)}_summary.csv"
 
     def image_dataset(self, dataset: str) -> Path:
-        return self.root / "data" / f"{dataset}.npz"
+        return self.of("images") / "data" / f"{dataset}.npz"
 
     def classifier_stem(self, model: str) -> Path:
         """A multi-class image model (``<dataset>_<activation>_<depth>x<width>``)."""
-        return self.root / "models" / "image" / model
+        return self.of("train_classifier") / "models" / "image" / model
 
     def proven(self, model: str) -> Path:
-        return self.root / "proven" / f"{model}.parquet"
+        return self.of("proven") / "proven" / f"{model}.parquet"
 
     def proven_verified(self, dataset: str, cost: float | str) -> Path:
         """PROVEN beside verified accuracy on a 2-D model of the verified-classification stage."""
-        return self.root / "proven" / f"vc_{dataset}_c{_cost_name(cost)}.parquet"
+        return self.of("proven_verified") / "proven" / f"vc_{dataset}_c{_cost_name(cost)}.parquet"
 
     def ensemble_classifier_stem(self, instance: str, index: int) -> Path:
         """Classifier ``index`` (1-based) of an ensemble benchmark instance, e.g. mnist_0_1-8x8."""
-        return self.root / "ensemble" / instance / f"c{index}"
+        return self.of("ensemble_train") / "ensemble" / instance / f"c{index}"
 
     def ensemble_instance_data(self, instance: str) -> Path:
         """The data set of an ensemble instance (written by ensemble_data, read by ensemble_train and
         ensemble_row), e.g. ensemble/data/mnist_0_1-8x8.npz."""
-        return self.root / "ensemble" / "data" / f"{instance}.npz"
+        return self.of("ensemble_data") / "ensemble" / "data" / f"{instance}.npz"
 
     def ensemble_row(self, row: int | str) -> Path:
-        return self.root / "ensemble" / "rows" / f"{row}.json"
+        return self.of("ensemble_row") / "ensemble" / "rows" / f"{row}.json"
 
     def ensemble_attacks(self, row: int | str) -> Path:
-        return self.root / "ensemble" / "rows" / f"{row}.npz"
+        return self.of("ensemble_row") / "ensemble" / "rows" / f"{row}.npz"
 
     @property
     def video_clips(self) -> Path:
         """The synthetic clips with their Farneback flow and the renderer's true motion (video_data)."""
-        return self.root / "video" / "clips.npz"
+        return self.of("video_data") / "video" / "clips.npz"
 
     @property
     def video_model_stem(self) -> Path:
         """The CNN + LSTM on the flow sequence (video_train): ``.safetensors`` + ``.json``."""
-        return self.root / "models" / "video" / "flow_lstm"
+        return self.of("video_train") / "models" / "video" / "flow_lstm"
 
     def video_bounds(self, clip: int | str) -> Path:
         """Upper and lower bounds of the MSR of analysed test clip ``clip`` (0-based), a JSON summary."""
-        return self.root / "video" / "bounds" / f"{clip}.json"
+        return self.of("video_bounds") / "video" / "bounds" / f"{clip}.json"
 
     def video_trace(self, clip: int | str) -> Path:
         """Every bound of clip ``clip`` per iteration, as Parquet."""
-        return self.root / "video" / "bounds" / f"{clip}_trace.parquet"
+        return self.of("video_bounds") / "video" / "bounds" / f"{clip}_trace.parquet"
 
     def video_flows(self, clip: int | str) -> Path:
         """Clip ``clip``'s frames, its flow and the adversarial flow behind its upper bound (``.npz``)."""
-        return self.root / "video" / "bounds" / f"{clip}_flows.npz"
+        return self.of("video_bounds") / "video" / "bounds" / f"{clip}_flows.npz"
 
     @property
     def kri_images(self) -> Path:
         """The traffic-sign images of the KRI family (kri_data), an image data set ``.npz``."""
-        return self.root / "kri" / "data" / "signs.npz"
+        return self.of("kri_data") / "kri" / "data" / "signs.npz"
 
     def kri_model_stem(self, variant: str) -> Path:
         """A model of the zoo (kri_train): ``.safetensors`` + ``.json``."""
-        return self.root / "models" / "kri" / variant
+        return self.of("kri_train") / "models" / "kri" / variant
 
     def kri_inference(self, variant: str, scenario: str) -> Path:
         """Logits of ``variant`` on every perturbed sample of ``scenario`` (kri_infer), netCDF."""
-        return self.root / "kri" / "infer" / variant / f"{scenario}.nc"
+        return self.of("kri_infer") / "kri" / "infer" / variant / f"{scenario}.nc"
 
     def kri_certificate(self, variant: str, scenario: str) -> Path:
         """PROVEN's certified class-change bounds of ``variant`` under ``scenario`` (kri_certify), Parquet."""
-        return self.root / "kri" / "certify" / variant / f"{scenario}.parquet"
+        return self.of("kri_certify") / "kri" / "certify" / variant / f"{scenario}.parquet"
 
     @property
     def kri_tensor(self) -> Path:
         """The risk tensor R and R_adv of every model and scenario (kri_tensor), netCDF."""
-        return self.root / "kri" / "tensor.nc"
+        return self.of("kri_tensor") / "kri" / "tensor.nc"
 
     @property
     def tables(self) -> Path:

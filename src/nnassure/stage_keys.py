@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnassure.errors import ConfigError
 
-EXECUTION_KEYS = ("results_dir", "grid.name", "tracking", "threads")
+EXECUTION_KEYS = ("results_dir", "grid.name", "tracking", "threads", "resources", "sweep")
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,14 @@ class StageKeys:
     """``reads``: keys whose values decide the stage's outputs; ``job``: keys set from wildcards;
     ``by_hand``: keys that cannot change the outputs of a pipeline job, read only when the stage
     is run by hand without an input the pipeline always gives it, or only to refuse a value that
-    would have no effect (so they are visible to the stage but never hashed)."""
+    would have no effect (so they are visible to the stage but never hashed); ``inputs``: the
+    stages whose artifacts its jobs read (a sweep point that changes a stage reruns everything
+    downstream of it, nnassure.sweep; tests/test_sweep.py checks this against the rules)."""
 
     reads: tuple[str, ...]
     job: tuple[str, ...] = ()
     by_hand: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
 
 
 _TRAINING_DATA = ("dataset.name",)
@@ -86,56 +89,69 @@ _KRI_SCENARIO = "kri.scenarios.{kri.scenario}"
 
 STAGES: dict[str, StageKeys] = {
     "data": StageKeys(reads=("dataset",), job=_TRAINING_DATA),
-    "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA),
+    "baselines": StageKeys(reads=("dataset.seed",), job=_TRAINING_DATA, inputs=("data",)),
     # The search reads model.*, train.lr and train.weight_decay only to refuse them: it chooses them.
+    # One job per trial (Sec. 4.2's random search), then the selection of the winner.
+    "search_trial": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
+                              job=(*_TRAINING_DATA, "train.cost_fn", "search.trial"), by_hand=_SEARCHED,
+                              inputs=("data",)),
     "search": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
-                        job=(*_TRAINING_DATA, "train.cost_fn"), by_hand=_SEARCHED),
+                        job=(*_TRAINING_DATA, "train.cost_fn"), by_hand=_SEARCHED, inputs=("search_trial",)),
     # The pipeline trains the search winner (train.hparams_file); without it, by hand, the
     # architecture and optimiser come from model.* and train.lr / train.weight_decay.
     "train": StageKeys(reads=("train.cost_fp", "train.batch_size", "train.max_epochs", "train.patience",
                               "train.seed"),
                        job=(*_TRAINING_DATA, "train.cost_fn", "train.hparams_file"),
-                       by_hand=_SEARCHED),
-    "certify": StageKeys(reads=("certify",), job=(*_TRAINING_DATA, "train.cost_fn")),
+                       by_hand=_SEARCHED, inputs=("data", "search")),
+    "certify": StageKeys(reads=("certify",), job=(*_TRAINING_DATA, "train.cost_fn"), inputs=("data", "train")),
     "report": StageKeys(reads=("grid.datasets", "grid.costs", "certify.method", "certify.methods",
-                               "certify.norms", "certify.eps", "train.cost_fp", "report")),
+                               "certify.norms", "certify.eps", "train.cost_fp", "report"),
+                        inputs=("data", "baselines", "certify")),
     "images": StageKeys(reads=_IMAGE_DATA),
-    "train_classifier": StageKeys(reads=_IMAGE_TRAINING, job=("proven.model",)),
-    "proven": StageKeys(reads=_PROVEN_CERTIFY, job=("proven.model",)),
+    "train_classifier": StageKeys(reads=_IMAGE_TRAINING, job=("proven.model",), inputs=("images",)),
+    "proven": StageKeys(reads=_PROVEN_CERTIFY, job=("proven.model",), inputs=("images", "train_classifier")),
     # PROVEN's risks on the verified-classification models, at the fixed eps of certify.eps.
     "proven_verified": StageKeys(reads=("certify.eps", "proven.gammas", "proven.batch_size"),
-                                 job=(*_TRAINING_DATA, "train.cost_fn")),
-    "report_proven": StageKeys(reads=("grid.datasets", "grid.costs", "certify.eps", "proven")),
+                                 job=(*_TRAINING_DATA, "train.cost_fn"), inputs=("data", "train")),
+    "report_proven": StageKeys(reads=("grid.datasets", "grid.costs", "certify.eps", "proven"),
+                               inputs=("proven", "proven_verified")),
     "ensemble_data": StageKeys(reads=_ENSEMBLE_INSTANCE, job=("ensemble.instance",)),
     "ensemble_train": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_ARCHITECTURE, "ensemble.max_epochs",
                                        "ensemble.min_accuracy_digits", "ensemble.min_accuracy_signs",
                                        "ensemble.training_attempts"),
-                                job=("ensemble.instance", "ensemble.classifier")),
-    "ensemble_row": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_SOLVE), job=("ensemble.row",)),
+                                job=("ensemble.instance", "ensemble.classifier"), inputs=("ensemble_data",)),
+    "ensemble_row": StageKeys(reads=(*_ENSEMBLE_INSTANCE, *_ENSEMBLE_SOLVE), job=("ensemble.row",),
+                              inputs=("ensemble_data", "ensemble_train")),
     "report_ensemble": StageKeys(reads=(*_ENSEMBLE_ROWS, "ensemble.time_limit", "ensemble.smt_time_limit",
-                                        "ensemble.backends", "ensemble.table_backend", "ensemble.smt")),
+                                        "ensemble.backends", "ensemble.table_backend", "ensemble.smt"),
+                                 inputs=("ensemble_row",)),
     "video_data": StageKeys(reads=_VIDEO_DATA),
-    "video_train": StageKeys(reads=_VIDEO_TRAINING),
+    "video_train": StageKeys(reads=_VIDEO_TRAINING, inputs=("video_data",)),
     # Brightness and the pixel-space check recompute Farneback, so the bounds read its keys too.
-    "video_bounds": StageKeys(reads=_VIDEO_BOUNDS, job=("video.clip",)),
+    "video_bounds": StageKeys(reads=_VIDEO_BOUNDS, job=("video.clip",), inputs=("video_data", "video_train")),
     "report_video": StageKeys(reads=("video.clips", "video.motions", "video.norm", "video.lirpa_norms",
                                      "video.manipulated_flows", "video.brightness", "video.upper_iterations",
-                                     "video.astar_iterations")),
+                                     "video.astar_iterations"), inputs=("video_train", "video_bounds")),
     "kri_data": StageKeys(reads=("kri.data",)),
     "kri_train": StageKeys(reads=("kri.train", _KRI_VARIANT, "kri.capacities.{kri.variants.{kri.variant}.capacity}"),
-                           job=("kri.variant",)),
+                           job=("kri.variant",), inputs=("kri_data",)),
     "kri_infer": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.draws", "kri.seed"),
-                           job=("kri.variant", "kri.scenario")),
+                           job=("kri.variant", "kri.scenario"), inputs=("kri_data", "kri_train")),
     # Which scenarios are certified (kri.certify.scenarios) decides which jobs exist, not what one computes.
     "kri_certify": StageKeys(reads=(_KRI_SCENARIO, "kri.samples", "kri.seed", *(f"kri.certify.{k}" for k in (
                                  "samples", "method", "box_sigmas", "batch_size", "mc_draws"))),
-                             job=("kri.variant", "kri.scenario")),
+                             job=("kri.variant", "kri.scenario"), inputs=("kri_data", "kri_train")),
     # The merge checks every inference file against the scenario it claims to be, and applies the losses.
     "kri_tensor": StageKeys(reads=("kri.models", "kri.scenarios", "kri.samples", "kri.draws", "kri.seed",
-                                   "kri.losses", "kri.severity")),
+                                   "kri.losses", "kri.severity"),
+                            inputs=("kri_data", "kri_train", "kri_infer")),
     "report_kri": StageKeys(reads=("kri.models", "kri.variants", "kri.capacities", "kri.scenarios", "kri.losses",
                                    "kri.severity", "kri.deployments", "kri.confidence", "kri.bootstrap",
-                                   "kri.certify", "kri.report", "kri.samples", "kri.seed")),
+                                   "kri.certify", "kri.report", "kri.samples", "kri.seed"),
+                            inputs=("kri_train", "kri_tensor", "kri_certify")),
+    # One per sweep: every point's headline numbers, from the point's reports (its inputs, listed by
+    # the sweep's plan file).
+    "sweep_summary": StageKeys(reads=()),
 }
 
 

@@ -57,9 +57,23 @@ def _prepare_environment(cfg: DictConfig) -> str:
     return str(root)
 
 
+def run_identity(cfg: DictConfig, name: str) -> tuple[str, str, list[str]]:
+    """W&B's group, run name and tags of a job: the experiment's jobs group by experiment; a sweep
+    point's by sweep (``<experiment>/sweep/<sweep>``), tagged with the point, whose keys are in the
+    run's config, so the W&B UI compares the points by group, job type and config."""
+    sweep = cfg.sweep if "sweep" in cfg else None
+    if sweep is None or sweep.name is None:
+        return cfg.grid.name, f"{cfg.grid.name}/{name}", []
+    group = f"{cfg.grid.name}/sweep/{sweep.name}"
+    if sweep.point is None:
+        return group, f"{group}/{name}", [f"sweep:{sweep.name}"]
+    return group, f"{group}/{sweep.point}/{name}", [f"sweep:{sweep.name}", f"point:{sweep.point}"]
+
+
 @contextmanager
 def tracked_run(cfg: DictConfig, stage: str, name: str) -> Iterator[Tracker]:
-    """A W&B run with job_type = ``stage``, group = experiment and config = the composed config."""
+    """A W&B run with job_type = ``stage``, group = experiment (or sweep, :func:`run_identity`) and
+    config = the composed config."""
     mode = cfg.tracking.mode
     if mode == "disabled":
         yield Tracker()
@@ -72,12 +86,14 @@ def tracked_run(cfg: DictConfig, stage: str, name: str) -> Iterator[Tracker]:
     directory = _prepare_environment(cfg)
     import wandb
 
+    group, run_name, tags = run_identity(cfg, name)
     run = wandb.init(
         project=cfg.tracking.project,
         entity=cfg.tracking.entity,
-        group=cfg.grid.name,
+        group=group,
         job_type=stage,
-        name=f"{cfg.grid.name}/{name}",
+        name=run_name,
+        tags=tags,
         config=OmegaConf.to_container(cfg, resolve=True),
         dir=directory,
         mode=mode,

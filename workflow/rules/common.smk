@@ -1,6 +1,10 @@
 # Composes the Hydra config of the chosen experiment (the one source of parameters) and provides
 # the path patterns, parameter digests and input functions the rule files share.
+import dataclasses
+import json
+import math
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -14,11 +18,14 @@ from nnassure.run_lock import hold_run_lock
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report import catalog
 from nnassure.kri.kinds import certified_scenarios
+from nnassure.sweep import REPORT_STAGES, load_sweep, plan
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
     "experiment": "the name of a file in conf/experiment/ (smoke, quick, paper)",
     "overrides": 'Hydra overrides for every job, e.g. overrides="certify.eps=[0.01] tracking=disabled"',
+    "sweep": "a sweep file, e.g. sweep=conf/sweep/eps.yaml: every point's jobs and the sweep's summary",
+    "point": "with sweep=<file>: only this point's jobs, e.g. point=certify.eps=0.01,0.025 (W&B's agent)",
 }
 for _key in sorted(set(config) - set(CONFIG_KEYS)):
     sys.exit(f"nnassure: unknown --config key {_key!r}: expected "
@@ -35,121 +42,175 @@ try:
     # The experiment's config and, per data set, the config with its conf/dataset/<d>.yaml merged
     # in: the jobs of one data set read those values. Keys the pipeline would ignore are refused.
     CFG, DATASET_CFGS = compose_pipeline(OVERRIDES)
-    DATASETS = sorted(CFG.grid.datasets)
-    PROVEN_MODELS = [parse_model_id(m).name for m in CFG.proven.models]
+    SWEEP = load_sweep(config["sweep"]) if config.get("sweep") else None
+    if config.get("point") and not SWEEP:
+        raise NnassureError("--config point=<name> needs sweep=<file>, the sweep the point belongs to")
+    if config.get("point"):
+        SWEEP = dataclasses.replace(SWEEP, points=(SWEEP.point(str(config["point"])),))
+    POINTS = plan(SWEEP, OVERRIDES, (CFG, DATASET_CFGS)) if SWEEP else []
+    # A point may add data sets (new jobs of shared stages, which the experiment's rules run).
+    for _point in POINTS:
+        for _name in sorted(set(_point.dataset_cfgs) - set(DATASET_CFGS)):
+            DATASET_CFGS.update(compose_pipeline(OVERRIDES + [f"grid.datasets=[{_name}]"])[1])
 except NnassureError as exc:
     sys.exit(f"nnassure: {exc}")
 
 PATHS = ExperimentPaths.from_config(CFG)
-COSTS = [format_cost(c) for c in CFG.grid.costs]
-ENSEMBLE_ROWS = {b.id: b for b in selected_benchmarks(CFG.ensemble)}
-ENSEMBLE_INSTANCES = sorted({b.instance for b in ENSEMBLE_ROWS.values()})
-VIDEO_CLIPS = list(range(CFG.video.clips))
-KRI_MODELS = list(CFG.kri.models)
-KRI_SCENARIOS = list(CFG.kri.scenarios)
-# The scenarios PROVEN certifies (Gaussian and uniform noise): one kri_certify job per model each.
-KRI_CERTIFIED = certified_scenarios(CFG.kri)
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
 # (Set here, not read: the variable is not the user's to supply.)
 os.environ.update(NNASSURE_REPO=str(Path(workflow.main_snakefile).resolve().parent))
 
-# Every stage command carries the same overrides, so a job equals a hand-run of the stage. The
-# command text is therefore not a rerun trigger (workflow/profiles/default drops "code"): the
-# parameter digests below decide reruns, key by key.
-# Braces are doubled: the command is a Snakemake format string, and an override may hold a mapping
-# (+kri.scenarios.fog2={family:weather,...}).
-STAGE_ARGS = " ".join(shlex.quote(o) for o in OVERRIDES).replace("{", "{{").replace("}", "}}")
+
+def _escaped(text):
+    # A stage command is a Snakemake format string, and an override may hold a mapping
+    # (+kri.scenarios.fog2={family:weather,...}).
+    return text.replace("{", "{{").replace("}", "}}")
 
 
-def config_digest(stage):
-    """Params for a rule: a hash of the values of the config keys `stage` reads (declared in
-    nnassure.stage_keys), taken from the job's own data set config where it has one. Snakemake
-    reruns a job exactly when this hash changes (rerun trigger "params")."""
-    if "dataset.name" in stage_keys.stage_keys(stage).job:
-        return lambda wildcards: stage_keys.digest(DATASET_CFGS[wildcards.dataset], stage)
-    return stage_keys.digest(CFG, stage)
+class Site:
+    """Where a set of jobs runs: the experiment itself, or one point of the sweep with the stages
+    it runs itself (nnassure.sweep). The rule files define each rule once per site that runs its
+    stage, through the input functions and paths of that site."""
+
+    def __init__(self, cfg, dataset_cfgs, point=None, own=(), index=None):
+        self.cfg, self.dataset_cfgs, self.point = cfg, dataset_cfgs, point
+        self.own = frozenset(own)
+        sweep_args = []
+        if point is not None:
+            sweep_args = point.overrides() + [f"sweep.name={SWEEP.name}", f"sweep.point={point.name}",
+                                              "sweep.own=[" + ",".join(sorted(self.own)) + "]"]
+            self.paths = ExperimentPaths(cfg.results_dir, cfg.grid.name, SWEEP.name, point.name, self.own)
+            self.suffix = f"__{re.sub(r'[^A-Za-z0-9_]', '_', SWEEP.name)}_{index}"
+        else:
+            self.paths, self.suffix = ExperimentPaths.from_config(cfg), ""
+        # Every stage command carries the same overrides, so a job equals a hand-run of the stage.
+        # The command text is therefore not a rerun trigger (workflow/profiles/default drops
+        # "code"): the parameter digests decide reruns, key by key.
+        self.args = _escaped(" ".join(shlex.quote(o) for o in OVERRIDES + sweep_args))
+        self.datasets = sorted(cfg.grid.datasets)
+        self.costs = [format_cost(c) for c in cfg.grid.costs]
+        self.proven_models = [parse_model_id(m).name for m in cfg.proven.models]
+        self.ensemble_rows = {b.id: b for b in selected_benchmarks(cfg.ensemble)}
+        self.ensemble_instances = sorted({b.instance for b in self.ensemble_rows.values()})
+        self.video_clips = list(range(cfg.video.clips))
+        self.kri_models = list(cfg.kri.models)
+        self.kri_scenarios = list(cfg.kri.scenarios)
+        # The scenarios PROVEN certifies (Gaussian and uniform noise): one kri_certify job per model each.
+        self.kri_certified = certified_scenarios(cfg.kri)
+
+    def runs(self, stage_name):
+        return self.point is None or stage_name in self.own
+
+    def rule_name(self, stage_name):
+        return stage_name + self.suffix
+
+    def resources(self, stage_name):
+        """The rule's resources from the config's `resources` section (conf/resources/)."""
+        spec = self.cfg.resources[stage_name]
+        return {"mem_mb": spec.mem_mb, "runtime": spec.runtime}
+
+    def threads(self, stage_name):
+        return self.cfg.resources[stage_name].threads
+
+    def stage(self, name):
+        return f"python -m nnassure.stages.{name} {self.args}"
+
+    def config_digest(self, stage_name):
+        """Params for a rule: a hash of the values of the config keys the stage reads (declared in
+        nnassure.stage_keys), taken from the job's own data set config where it has one. Snakemake
+        reruns a job exactly when this hash changes (rerun trigger "params")."""
+        if "dataset.name" in stage_keys.stage_keys(stage_name).job:
+            # the experiment's site also runs the jobs of data sets only a point adds
+            dataset_cfgs = DATASET_CFGS if self.point is None else self.dataset_cfgs
+            return lambda wildcards: stage_keys.digest(dataset_cfgs[wildcards.dataset], stage_name)
+        return stage_keys.digest(self.cfg, stage_name)
+
+    def kri_digest(self, stage_name):
+        """Params of a KRI job: the digest of the keys it reads, with the entries of its own variant
+        and scenario (``kri.variants.{kri.variant}``) resolved from its wildcards, so adding or
+        editing another scenario leaves it alone."""
+        cfg = self.cfg
+
+        def params(wildcards):
+            job = {f"kri.{name}": getattr(wildcards, name) for name in ("variant", "scenario")
+                   if hasattr(wildcards, name)}
+            return stage_keys.digest(cfg, stage_name, job)
+        return params
+
+    def log_file(self, stage_name, job="{dataset}"):
+        return str(self.paths.logs / stage_name / f"{job}.log")
+
+    def benchmark_file(self, stage_name, job="{dataset}_c{cost}"):
+        return str(self.paths.benchmarks / stage_name / f"{job}.tsv")
+
+    def search_trial_files(self):
+        """The trials of one search (wildcards dataset and cost): search.n_trials, at most one per
+        configuration of the search space (nnassure.search draws without replacement)."""
+        search = self.cfg.search
+        size = math.prod(len(search[k]) for k in ("depths", "widths", "lrs", "weight_decays", "dropouts"))
+        return [str(self.paths.search_trial("{dataset}", "{cost}", t)) for t in range(min(search.n_trials, size))]
+
+    def model_files(self, dataset, cost):
+        stem = self.paths.model_stem(dataset, cost)
+        return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
+
+    def classifier_files(self, model):
+        stem = self.paths.classifier_stem(model)
+        return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
+
+    def image_data_of_model(self):
+        paths = self.paths
+        return lambda wildcards: str(paths.image_dataset(parse_model_id(wildcards.model).dataset))
+
+    def ensemble_classifier_stem_files(self, instance, index):
+        stem = self.paths.ensemble_classifier_stem(instance, index)
+        return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+    def ensemble_classifier_files(self):
+        def files(wildcards):
+            benchmark = self.ensemble_rows[int(wildcards.row)]
+            return [f for c in range(1, benchmark.classifiers + 1)
+                    for f in self.ensemble_classifier_stem_files(benchmark.instance, c)]
+        return files
+
+    def ensemble_row_instance_data(self):
+        return lambda wildcards: str(self.paths.ensemble_instance_data(self.ensemble_rows[int(wildcards.row)].instance))
+
+    def video_model_files(self):
+        stem = self.paths.video_model_stem
+        return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+    def kri_model_files(self, variant):
+        stem = self.paths.kri_model_stem(variant)
+        return [str(stem) + ".safetensors", str(stem) + ".json"]
+
+    def kri_inference_files(self):
+        return [str(self.paths.kri_inference(v, s)) for v in self.kri_models for s in self.kri_scenarios]
+
+    def kri_certificate_files(self):
+        return [str(self.paths.kri_certificate(v, s)) for v in self.kri_models for s in self.kri_certified]
+
+    def report_files(self, family):
+        """Every file the report stage of `family` writes at this site, as the catalog lists them."""
+        root = self.paths.of(REPORT_STAGES[family])
+        return [str(root / p.relative_to(self.paths.experiment_root)) for p in catalog.family_files(self.cfg, family)]
 
 
-def stage(name):
-    return f"python -m nnassure.stages.{name} {STAGE_ARGS}"
+SITES = [Site(CFG, DATASET_CFGS)] + [Site(p.cfg, p.dataset_cfgs, p.point, p.own, i) for i, p in enumerate(POINTS)]
 
 
-def log_file(stage_name, job="{dataset}"):
-    return str(PATHS.logs / stage_name / f"{job}.log")
-
-
-def benchmark_file(stage_name, job="{dataset}_c{cost}"):
-    return str(PATHS.benchmarks / stage_name / f"{job}.tsv")
-
-
-def model_files(dataset, cost):
-    stem = PATHS.model_stem(dataset, cost)
-    return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
-
-
-def classifier_files(model):
-    stem = PATHS.classifier_stem(model)
-    return [str(stem.with_suffix(".safetensors")), str(stem.with_suffix(".json"))]
-
-
-def model_dataset(model):
-    return parse_model_id(model).dataset
-
-
-def ensemble_classifier_stem_files(instance, index):
-    stem = PATHS.ensemble_classifier_stem(instance, index)
-    return [str(stem) + ".safetensors", str(stem) + ".json"]
-
-
-def ensemble_classifier_files(row):
-    benchmark = ENSEMBLE_ROWS[row]
-    return [f for c in range(1, benchmark.classifiers + 1)
-            for f in ensemble_classifier_stem_files(benchmark.instance, c)]
-
-
-def video_model_files():
-    stem = PATHS.video_model_stem
-    return [str(stem) + ".safetensors", str(stem) + ".json"]
-
-
-def kri_digest(stage):
-    """Params of a KRI job: the digest of the keys it reads, with the entries of its own variant and
-    scenario (``kri.variants.{kri.variant}``) resolved from its wildcards, so adding or editing
-    another scenario leaves it alone."""
-    def params(wildcards):
-        job = {f"kri.{name}": getattr(wildcards, name) for name in ("variant", "scenario") if hasattr(wildcards, name)}
-        return stage_keys.digest(CFG, stage, job)
-    return params
-
-
-def kri_model_files(variant):
-    stem = PATHS.kri_model_stem(variant)
-    return [str(stem) + ".safetensors", str(stem) + ".json"]
-
-
-def kri_inference_files():
-    return [str(PATHS.kri_inference(v, s)) for v in KRI_MODELS for s in KRI_SCENARIOS]
-
-
-def kri_certificate_files():
-    return [str(PATHS.kri_certificate(v, s)) for v in KRI_MODELS for s in KRI_CERTIFIED]
+def sites_running(stage_name):
+    """The sites whose rules of `stage_name` the rule files define: the experiment always, a point
+    when the stage is its own."""
+    return [site for site in SITES if site.runs(stage_name)]
 
 
 def paper_numbers_file(family):
     """The paper's printed numbers a report compares with: an input, so a corrected transcription
     reruns the report."""
     return str(Path(catalog.__file__).parent / "paper" / f"{catalog.PAPER_OF_FAMILY[family]}.yaml")
-
-
-def report_files(family):
-    """Every file the report stage of `family` writes, as the catalog lists them."""
-    return [str(p) for p in catalog.family_files(CFG, family)]
-
-
-def ensemble_row_instance_data(wildcards):
-    return str(PATHS.ensemble_instance_data(ENSEMBLE_ROWS[int(wildcards.row)].instance))
 
 
 # What `snakemake --report` shows of each table and figure: the CSV source and the comparison
@@ -186,13 +247,19 @@ def reported(paths, family):
     return items
 
 
+def _any_of(values):
+    return "|".join(re.escape(v) for v in sorted(set(values)))
+
+
+# Over every site: a point's rules and the experiment's rules of its shared stages both match them.
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    cost="|".join(c.replace(".", r"\.") for c in COSTS),
-    model="|".join(PROVEN_MODELS),
-    instance="|".join(ENSEMBLE_INSTANCES),
+    dataset=_any_of(d for site in SITES for d in site.datasets),
+    cost=_any_of(c for site in SITES for c in site.costs),
+    model=_any_of(m for site in SITES for m in site.proven_models),
+    instance=_any_of(i for site in SITES for i in site.ensemble_instances),
     index=r"[0-9]+",
     row=r"[0-9]+",
     clip=r"[0-9]+",
-    variant="|".join(KRI_MODELS),
-    scenario="|".join(KRI_SCENARIOS),
+    trial=r"[0-9]+",
+    variant=_any_of(v for site in SITES for v in site.kri_models),
+    scenario=_any_of(s for site in SITES for s in site.kri_scenarios),

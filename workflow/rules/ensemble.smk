@@ -3,73 +3,99 @@
 # and the paper's report.
 
 
-rule ensemble_data:
-    params:
-        config=config_digest("ensemble_data"),
-    output:
-        str(PATHS.ensemble_instance_data("{instance}")),
-    log:
-        log_file("ensemble_data", "{instance}"),
-    benchmark:
-        benchmark_file("ensemble_data", "{instance}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("ensemble_data") + " ensemble.instance={wildcards.instance} threads={threads} > {log} 2>&1"
+for SITE in sites_running("ensemble_data"):
+
+    rule:
+        name:
+            SITE.rule_name("ensemble_data")
+        params:
+            config=SITE.config_digest("ensemble_data"),
+        output:
+            str(SITE.paths.ensemble_instance_data("{instance}")),
+        log:
+            SITE.log_file("ensemble_data", "{instance}"),
+        benchmark:
+            SITE.benchmark_file("ensemble_data", "{instance}")
+        threads: SITE.threads("ensemble_data")
+        resources:
+            **SITE.resources("ensemble_data"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("ensemble_data") + " ensemble.instance={wildcards.instance} threads={threads} > {log} 2>&1"
 
 
-rule ensemble_train:
-    params:
-        config=config_digest("ensemble_train"),
-    input:
-        str(PATHS.ensemble_instance_data("{instance}")),
-    output:
-        ensemble_classifier_stem_files("{instance}", "{index}"),
-    log:
-        log_file("ensemble_train", "{instance}_c{index}"),
-    benchmark:
-        benchmark_file("ensemble_train", "{instance}_c{index}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("ensemble_train") + " ensemble.instance={wildcards.instance} ensemble.classifier={wildcards.index}"
-        " threads={threads} > {log} 2>&1"
+for SITE in sites_running("ensemble_train"):
+
+    rule:
+        name:
+            SITE.rule_name("ensemble_train")
+        params:
+            config=SITE.config_digest("ensemble_train"),
+        input:
+            str(SITE.paths.ensemble_instance_data("{instance}")),
+        output:
+            SITE.ensemble_classifier_stem_files("{instance}", "{index}"),
+        log:
+            SITE.log_file("ensemble_train", "{instance}_c{index}"),
+        benchmark:
+            SITE.benchmark_file("ensemble_train", "{instance}_c{index}")
+        threads: SITE.threads("ensemble_train")
+        resources:
+            **SITE.resources("ensemble_train"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("ensemble_train") + " ensemble.instance={wildcards.instance} ensemble.classifier={wildcards.index}"
+            " threads={threads} > {log} 2>&1"
 
 
-rule ensemble_row:
-    params:
-        config=config_digest("ensemble_row"),
-    input:
-        data=ensemble_row_instance_data,
-        classifiers=lambda wildcards: ensemble_classifier_files(int(wildcards.row)),
-    output:
-        result=str(PATHS.ensemble_row("{row}")),
-        attacks=str(PATHS.ensemble_attacks("{row}")),
-    log:
-        log_file("ensemble_row", "{row}"),
-    benchmark:
-        benchmark_file("ensemble_row", "{row}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("ensemble_row") + " ensemble.row={wildcards.row} threads={threads} > {log} 2>&1"
+for SITE in sites_running("ensemble_row"):
+
+    rule:
+        name:
+            SITE.rule_name("ensemble_row")
+        params:
+            config=SITE.config_digest("ensemble_row"),
+        input:
+            data=SITE.ensemble_row_instance_data(),
+            classifiers=SITE.ensemble_classifier_files(),
+        output:
+            result=str(SITE.paths.ensemble_row("{row}")),
+            attacks=str(SITE.paths.ensemble_attacks("{row}")),
+        log:
+            SITE.log_file("ensemble_row", "{row}"),
+        benchmark:
+            SITE.benchmark_file("ensemble_row", "{row}")
+        threads: SITE.threads("ensemble_row")
+        resources:
+            **SITE.resources("ensemble_row"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("ensemble_row") + " ensemble.row={wildcards.row} threads={threads} > {log} 2>&1"
 
 
-rule report_ensemble:
-    params:
-        config=config_digest("report_ensemble"),
-    input:
-        paper=paper_numbers_file("ensemble"),
-        rows=expand(str(PATHS.ensemble_row("{row}")), row=sorted(ENSEMBLE_ROWS)),
-    output:
-        reported(report_files("ensemble"), "ensemble"),
-    log:
-        log_file("report_ensemble", "report_ensemble"),
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("report_ensemble") + " threads={threads} > {log} 2>&1"
+for SITE in sites_running("report_ensemble"):
+
+    rule:
+        name:
+            SITE.rule_name("report_ensemble")
+        params:
+            config=SITE.config_digest("report_ensemble"),
+        input:
+            paper=paper_numbers_file("ensemble"),
+            rows=expand(str(SITE.paths.ensemble_row("{row}")), row=sorted(SITE.ensemble_rows)),
+        output:
+            reported(SITE.report_files("ensemble"), "ensemble"),
+        log:
+            SITE.log_file("report_ensemble", "report_ensemble"),
+        benchmark:
+            SITE.benchmark_file("report_ensemble", "report_ensemble")
+        threads: SITE.threads("report_ensemble")
+        resources:
+            **SITE.resources("report_ensemble"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("report_ensemble") + " threads={threads} > {log} 2>&1"

@@ -2,115 +2,180 @@
 # architecture search, cost-weighted training, LiRPA certification and the paper's report.
 
 
-rule data:
-    params:
-        config=config_digest("data"),
-    output:
-        str(PATHS.dataset("{dataset}")),
-    log:
-        log_file("data"),
-    benchmark:
-        benchmark_file("data", "{dataset}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("data") + " dataset={wildcards.dataset} > {log} 2>&1"
+for SITE in sites_running("data"):
+
+    rule:
+        name:
+            SITE.rule_name("data")
+        params:
+            config=SITE.config_digest("data"),
+        output:
+            str(SITE.paths.dataset("{dataset}")),
+        log:
+            SITE.log_file("data"),
+        benchmark:
+            SITE.benchmark_file("data", "{dataset}")
+        threads: SITE.threads("data")
+        resources:
+            **SITE.resources("data"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("data") + " dataset={wildcards.dataset} > {log} 2>&1"
 
 
-rule baselines:
-    params:
-        config=config_digest("baselines"),
-    input:
-        str(PATHS.dataset("{dataset}")),
-    output:
-        str(PATHS.baselines("{dataset}")),
-    log:
-        log_file("baselines"),
-    benchmark:
-        benchmark_file("baselines", "{dataset}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("baselines") + " dataset={wildcards.dataset} threads={threads} > {log} 2>&1"
+for SITE in sites_running("baselines"):
+
+    rule:
+        name:
+            SITE.rule_name("baselines")
+        params:
+            config=SITE.config_digest("baselines"),
+        input:
+            str(SITE.paths.dataset("{dataset}")),
+        output:
+            str(SITE.paths.baselines("{dataset}")),
+        log:
+            SITE.log_file("baselines"),
+        benchmark:
+            SITE.benchmark_file("baselines", "{dataset}")
+        threads: SITE.threads("baselines")
+        resources:
+            **SITE.resources("baselines"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("baselines") + " dataset={wildcards.dataset} threads={threads} > {log} 2>&1"
 
 
-rule search:
-    params:
-        config=config_digest("search"),
-    input:
-        str(PATHS.dataset("{dataset}")),
-    output:
-        best=str(PATHS.search("{dataset}", "{cost}")),
-        trials=str(PATHS.search_trials("{dataset}", "{cost}")),
-    log:
-        log_file("search", "{dataset}_c{cost}"),
-    benchmark:
-        benchmark_file("search")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("search") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost} threads={threads}"
-        " > {log} 2>&1"
+# The architecture search (Sec. 4.2): one job per trial, so the trials run in parallel on a
+# cluster, then the selection of the winner.
+for SITE in sites_running("search_trial"):
+
+    rule:
+        name:
+            SITE.rule_name("search_trial")
+        params:
+            config=SITE.config_digest("search_trial"),
+        input:
+            str(SITE.paths.dataset("{dataset}")),
+        output:
+            str(SITE.paths.search_trial("{dataset}", "{cost}", "{trial}")),
+        log:
+            SITE.log_file("search_trial", "{dataset}_c{cost}/{trial}"),
+        benchmark:
+            SITE.benchmark_file("search_trial", "{dataset}_c{cost}/{trial}")
+        threads: SITE.threads("search_trial")
+        resources:
+            **SITE.resources("search_trial"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("search_trial") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost}"
+            " search.trial={wildcards.trial} threads={threads} > {log} 2>&1"
 
 
-rule train:
-    params:
-        config=config_digest("train"),
-    input:
-        data=str(PATHS.dataset("{dataset}")),
-        search=str(PATHS.search("{dataset}", "{cost}")),
-    output:
-        model_files("{dataset}", "{cost}"),
-    log:
-        log_file("train", "{dataset}_c{cost}"),
-    benchmark:
-        benchmark_file("train")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("train") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost}"
-        " train.hparams_file={input.search} threads={threads} > {log} 2>&1"
+for SITE in sites_running("search"):
+
+    rule:
+        name:
+            SITE.rule_name("search")
+        params:
+            config=SITE.config_digest("search"),
+        input:
+            SITE.search_trial_files(),
+        output:
+            best=str(SITE.paths.search("{dataset}", "{cost}")),
+            trials=str(SITE.paths.search_trials("{dataset}", "{cost}")),
+        log:
+            SITE.log_file("search", "{dataset}_c{cost}"),
+        benchmark:
+            SITE.benchmark_file("search")
+        threads: SITE.threads("search")
+        resources:
+            **SITE.resources("search"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("search") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost} threads={threads}"
+            " > {log} 2>&1"
 
 
-rule certify:
-    params:
-        config=config_digest("certify"),
-    input:
-        data=str(PATHS.dataset("{dataset}")),
-        model=model_files("{dataset}", "{cost}"),
-    output:
-        samples=str(PATHS.certification("{dataset}", "{cost}")),
-        summary=str(PATHS.certification_summary("{dataset}", "{cost}")),
-    log:
-        log_file("certify", "{dataset}_c{cost}"),
-    benchmark:
-        benchmark_file("certify")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("certify") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost} threads={threads}"
-        " > {log} 2>&1"
+for SITE in sites_running("train"):
+
+    rule:
+        name:
+            SITE.rule_name("train")
+        params:
+            config=SITE.config_digest("train"),
+        input:
+            data=str(SITE.paths.dataset("{dataset}")),
+            search=str(SITE.paths.search("{dataset}", "{cost}")),
+        output:
+            SITE.model_files("{dataset}", "{cost}"),
+        log:
+            SITE.log_file("train", "{dataset}_c{cost}"),
+        benchmark:
+            SITE.benchmark_file("train")
+        threads: SITE.threads("train")
+        resources:
+            **SITE.resources("train"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("train") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost}"
+            " train.hparams_file={input.search} threads={threads} > {log} 2>&1"
 
 
-rule report:
-    params:
-        config=config_digest("report"),
-    input:
-        paper=paper_numbers_file("verified-classification"),
-        data=expand(str(PATHS.dataset("{dataset}")), dataset=DATASETS),
-        baselines=expand(str(PATHS.baselines("{dataset}")), dataset=DATASETS),
-        certifications=expand(str(PATHS.certification("{dataset}", "{cost}")), dataset=DATASETS, cost=COSTS),
-    output:
-        reported(report_files("verified-classification"), "verified-classification"),
-    log:
-        log_file("report", "report"),
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("report") + " threads={threads} > {log} 2>&1"
+for SITE in sites_running("certify"):
+
+    rule:
+        name:
+            SITE.rule_name("certify")
+        params:
+            config=SITE.config_digest("certify"),
+        input:
+            data=str(SITE.paths.dataset("{dataset}")),
+            model=SITE.model_files("{dataset}", "{cost}"),
+        output:
+            samples=str(SITE.paths.certification("{dataset}", "{cost}")),
+            summary=str(SITE.paths.certification_summary("{dataset}", "{cost}")),
+        log:
+            SITE.log_file("certify", "{dataset}_c{cost}"),
+        benchmark:
+            SITE.benchmark_file("certify")
+        threads: SITE.threads("certify")
+        resources:
+            **SITE.resources("certify"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("certify") + " dataset={wildcards.dataset} train.cost_fn={wildcards.cost} threads={threads}"
+            " > {log} 2>&1"
+
+
+for SITE in sites_running("report"):
+
+    rule:
+        name:
+            SITE.rule_name("report")
+        params:
+            config=SITE.config_digest("report"),
+        input:
+            paper=paper_numbers_file("verified-classification"),
+            data=expand(str(SITE.paths.dataset("{dataset}")), dataset=SITE.datasets),
+            baselines=expand(str(SITE.paths.baselines("{dataset}")), dataset=SITE.datasets),
+            certifications=expand(str(SITE.paths.certification("{dataset}", "{cost}")), dataset=SITE.datasets, cost=SITE.costs),
+        output:
+            reported(SITE.report_files("verified-classification"), "verified-classification"),
+        log:
+            SITE.log_file("report", "report"),
+        benchmark:
+            SITE.benchmark_file("report", "report")
+        threads: SITE.threads("report")
+        resources:
+            **SITE.resources("report"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("report") + " threads={threads} > {log} 2>&1"

@@ -3,76 +3,102 @@
 # upper bound, the A* and CROWN lower bounds, k manipulated flows, brightness), and the report.
 
 
-rule video_data:
-    params:
-        config=config_digest("video_data"),
-    output:
-        str(PATHS.video_clips),
-    log:
-        log_file("video_data", "clips"),
-    benchmark:
-        benchmark_file("video_data", "clips")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("video_data") + " threads={threads} > {log} 2>&1"
+for SITE in sites_running("video_data"):
+
+    rule:
+        name:
+            SITE.rule_name("video_data")
+        params:
+            config=SITE.config_digest("video_data"),
+        output:
+            str(SITE.paths.video_clips),
+        log:
+            SITE.log_file("video_data", "clips"),
+        benchmark:
+            SITE.benchmark_file("video_data", "clips")
+        threads: SITE.threads("video_data")
+        resources:
+            **SITE.resources("video_data"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("video_data") + " threads={threads} > {log} 2>&1"
 
 
-rule video_train:
-    params:
-        config=config_digest("video_train"),
-    input:
-        str(PATHS.video_clips),
-    output:
-        video_model_files(),
-    log:
-        log_file("video_train", "flow_lstm"),
-    benchmark:
-        benchmark_file("video_train", "flow_lstm")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("video_train") + " threads={threads} > {log} 2>&1"
+for SITE in sites_running("video_train"):
+
+    rule:
+        name:
+            SITE.rule_name("video_train")
+        params:
+            config=SITE.config_digest("video_train"),
+        input:
+            str(SITE.paths.video_clips),
+        output:
+            SITE.video_model_files(),
+        log:
+            SITE.log_file("video_train", "flow_lstm"),
+        benchmark:
+            SITE.benchmark_file("video_train", "flow_lstm")
+        threads: SITE.threads("video_train")
+        resources:
+            **SITE.resources("video_train"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("video_train") + " threads={threads} > {log} 2>&1"
 
 
-rule video_bounds:
-    params:
-        config=config_digest("video_bounds"),
-    input:
-        data=str(PATHS.video_clips),
-        model=video_model_files(),
-    output:
-        bounds=str(PATHS.video_bounds("{clip}")),
-        trace=str(PATHS.video_trace("{clip}")),
-        flows=str(PATHS.video_flows("{clip}")),
-    log:
-        log_file("video_bounds", "{clip}"),
-    benchmark:
-        benchmark_file("video_bounds", "{clip}")
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("video_bounds") + " video.clip={wildcards.clip} threads={threads} > {log} 2>&1"
+for SITE in sites_running("video_bounds"):
+
+    rule:
+        name:
+            SITE.rule_name("video_bounds")
+        params:
+            config=SITE.config_digest("video_bounds"),
+        input:
+            data=str(SITE.paths.video_clips),
+            model=SITE.video_model_files(),
+        output:
+            bounds=str(SITE.paths.video_bounds("{clip}")),
+            trace=str(SITE.paths.video_trace("{clip}")),
+            flows=str(SITE.paths.video_flows("{clip}")),
+        log:
+            SITE.log_file("video_bounds", "{clip}"),
+        benchmark:
+            SITE.benchmark_file("video_bounds", "{clip}")
+        threads: SITE.threads("video_bounds")
+        resources:
+            **SITE.resources("video_bounds"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("video_bounds") + " video.clip={wildcards.clip} threads={threads} > {log} 2>&1"
 
 
-rule report_video:
-    params:
-        config=config_digest("report_video"),
-    input:
-        paper=paper_numbers_file("video"),
-        model=video_model_files(),
-        bounds=expand(str(PATHS.video_bounds("{clip}")), clip=VIDEO_CLIPS),
-        traces=expand(str(PATHS.video_trace("{clip}")), clip=VIDEO_CLIPS),
-        flows=expand(str(PATHS.video_flows("{clip}")), clip=VIDEO_CLIPS),
-    output:
-        reported(report_files("video"), "video"),
-    log:
-        log_file("report_video", "report_video"),
-    threads: 1
-    conda:
-        ENV
-    shell:
-        stage("report_video") + " threads={threads} > {log} 2>&1"
+for SITE in sites_running("report_video"):
+
+    rule:
+        name:
+            SITE.rule_name("report_video")
+        params:
+            config=SITE.config_digest("report_video"),
+        input:
+            paper=paper_numbers_file("video"),
+            model=SITE.video_model_files(),
+            bounds=expand(str(SITE.paths.video_bounds("{clip}")), clip=SITE.video_clips),
+            traces=expand(str(SITE.paths.video_trace("{clip}")), clip=SITE.video_clips),
+            flows=expand(str(SITE.paths.video_flows("{clip}")), clip=SITE.video_clips),
+        output:
+            reported(SITE.report_files("video"), "video"),
+        log:
+            SITE.log_file("report_video", "report_video"),
+        benchmark:
+            SITE.benchmark_file("report_video", "report_video")
+        threads: SITE.threads("report_video")
+        resources:
+            **SITE.resources("report_video"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("report_video") + " threads={threads} > {log} 2>&1"
