@@ -85,7 +85,7 @@ def arrays(small_frame):
 @pytest.mark.parametrize(("n_trials", "seed", "cost_fn"), [(5, 0, 10.0), (3, 7, 1.0), (40, 1, 2.0)])
 def test_run_search_is_the_search_before_the_split_bit_for_bit(arrays, n_trials, seed, cost_fn) -> None:
     # n_trials=40 exceeds the 32 configurations: both run every configuration once
-    space = replace(SPACE) if n_trials < 40 else SearchSpace([1], [4, 8], [1e-2], [0.0], [0.0, 0.2])
+    space = SPACE if n_trials < 40 else SearchSpace([1], [4, 8], [1e-2], [0.0], [0.0, 0.2])
     trials, best, best_trial = legacy_run_search(*arrays, space, n_trials, cost_fn, seed=seed, **SETTINGS)
     result = run_search(*arrays, space, n_trials, cost_fn, seed=seed, progress=False, **SETTINGS)
     pd.testing.assert_frame_equal(result.trials, trials, check_exact=True)
