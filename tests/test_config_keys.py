@@ -28,8 +28,7 @@ def dataset(tmp_path: Path) -> Path:
     return path
 
 
-def test_search_trials_train_with_train_batch_size(tmp_path: Path, dataset: Path, monkeypatch,
-                                                   search_trial_wiring) -> None:
+def test_search_trials_train_with_train_batch_size(tmp_path: Path, dataset: Path, monkeypatch) -> None:
     seen = []
     real_train = random_search.train_mlp
 

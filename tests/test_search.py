@@ -198,7 +198,7 @@ def _args(tmp_path: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture
-def experiment(tmp_path: Path, search_trial_wiring) -> ExperimentPaths:
+def experiment(tmp_path: Path) -> ExperimentPaths:
     paths = ExperimentPaths(tmp_path, "smoke")
     path = paths.dataset("a")
     path.parent.mkdir(parents=True, exist_ok=True)
