@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
-SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+# Local jobs are scheduled by the mem_mb every rule declares (conf/resources/) within this budget:
+# 90 % of the machine's memory (a job asking for more gets the whole budget, alone).
+MEM_MB ?= $(shell awk '/^MemTotal:/ {print int($$2 / 1024 * 0.9)}' /proc/meminfo 2>/dev/null || echo 4000)
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --resources mem_mb=$(MEM_MB)
 
 # Stage commands inside Snakemake rules call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)

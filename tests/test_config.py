@@ -368,6 +368,13 @@ PER_KEY = [
     ("report.fig3_dataset", "x", "invalid config value report.fig3_dataset='x': expected one of a, b, c"),
     ("report.fig3_eps", 0.02, "invalid config value report.fig3_eps=0.02: expected one of certify.eps "
      "[0.001, 0.01, 0.025] (the radii that are certified)"),
+    ("search.trial", -1, "invalid config value search.trial=-1: expected an integer >= 0"),
+    ("resources", {"nope": {"threads": 1, "mem_mb": 100, "runtime": 5}},
+     "invalid config value resources.nope={'threads': 1, 'mem_mb': 100, 'runtime': 5}: expected resources of a stage"),
+    ("resources", {}, "invalid config value resources.data=None: expected the threads, mem_mb and runtime of its jobs"),
+    ("sweep.name", ["x"], "invalid config value sweep.name=['x']: expected a string"),
+    ("sweep.point", "p", "invalid config value sweep.name=None: expected the sweep's name when sweep.point is set"),
+    ("sweep.own", ["nope"], "invalid config value sweep.own[0]='nope': expected a stage (baselines"),
     ("results_dir", ["x"], "invalid config value results_dir=['x']: expected a string"),
     ("threads", 0, "invalid config value threads=0: expected an integer >= 1"),
     ("threads", "2", "invalid config value threads='2': expected an integer"),
@@ -414,7 +421,7 @@ def test_the_composed_defaults_validate(composed):
     ("override", "message"),
     [
         ("+foo=1", "unknown config key foo: expected one of grid, dataset, model, train, search, certify, "
-                   "images, proven, ensemble, video, kri, tracking, report, results_dir, threads"),
+                   "images, proven, ensemble, video, kri, tracking, report, resources, sweep, results_dir, threads"),
         ("foo=1", "unknown config key foo: expected one of grid, "),
         ("+train.foo=1", "unknown config key train.foo: expected one of cost_fn, cost_fp, lr, weight_decay, "
                          "batch_size, max_epochs, patience, seed, hparams_file"),

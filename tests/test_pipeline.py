@@ -298,7 +298,7 @@ def test_rerun_does_nothing_and_a_deleted_model_is_remade_only_when_asked_for(sm
 # reads the key, and what consumes their outputs.
 @pytest.mark.parametrize(("override", "expected"), [
     ("certify.radius_steps=5", {"certify": 6, "report": 1}),
-    ("search.seed=1", {"search": 6, "train": 6, "certify": 6, "proven_verified": 6, "report": 1,
+    ("search.seed=1", {"search_trial": 12, "search": 6, "train": 6, "certify": 6, "proven_verified": 6, "report": 1,
                        "report_proven": 1}),
     ("proven.table4_trials=5", {"report_proven": 1}),
     ("images.lr=0.002", {"train_classifier": 3, "proven": 3, "report_proven": 1}),
@@ -420,3 +420,70 @@ def test_a_run_killed_midway_resumes_with_the_same_command_to_byte_identical_tab
         ours, theirs = (untimed((d / name).read_text()) for d in (smoke_run / "tables", other))
         assert ours == theirs, name
     shutil.rmtree(tmp_path / "results")
+
+
+def write_sweep(path: Path, parameters: dict) -> Path:
+    import json
+
+    path.write_text(json.dumps({"method": "grid", "parameters": parameters}))
+    return path
+
+
+def test_a_sweep_over_certify_eps_plans_certification_and_reports_only(smoke_run: Path, tmp_path: Path) -> None:
+    """Each point certifies the experiment's trained models at its radii: no data, search or training
+    job. The second point is smoke's own radii, so it is the experiment and plans nothing."""
+    sweep = write_sweep(tmp_path / "eps.yaml", {"certify.eps": {"values": [[0.01, 0.025], [0.001, 0.01, 0.025]]}})
+    planned = planned_sweep(smoke_run.parents[1], sweep)
+    assert planned == {"certify__eps_0": 6, "proven_verified__eps_0": 6, "report__eps_0": 1,
+                       "report_proven__eps_0": 1, "sweep_summary": 1}
+
+
+def test_a_sweep_over_the_training_cost_plans_the_search_training_and_what_follows_only(
+        smoke_run: Path, tmp_path: Path) -> None:
+    """Cost 10 is in smoke's grid, so that point only redraws its reports from the stored
+    certificates; cost 5 is new: its search (Sec. 4.2 selects by the cost-weighted validation cost),
+    training, certification and PROVEN's risks run once, beside the experiment's own costs, for
+    each data set; the data and baselines are shared."""
+    sweep = write_sweep(tmp_path / "cost.yaml", {"train.cost_fn": {"values": [10.0, 5.0]}})
+    assert planned_sweep(smoke_run.parents[1], sweep) == {
+        "search_trial": 6, "search": 3, "train": 3, "certify": 3, "proven_verified": 3,
+        "report__cost_0": 1, "report_proven__cost_0": 1, "report__cost_1": 1, "report_proven__cost_1": 1,
+        "sweep_summary": 1}
+
+
+def planned_sweep(workdir: Path, sweep: Path) -> dict[str, int]:
+    text = snakemake(workdir, f"sweep={sweep}", "-n", "--quiet", "rules")
+    lines = (text.stdout + text.stderr).splitlines()
+    return {parts[0]: int(parts[1]) for parts in map(str.split, lines)
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all")}
+
+
+def test_a_sweep_runs_its_points_jobs_under_the_point_and_summarizes_every_point(smoke_run: Path,
+                                                                                 tmp_path: Path) -> None:
+    """On a copy of the smoke run: a sweep over certify.radius_steps certifies at 5 steps under
+    sweeps/steps/<point>/ (8 is smoke's own value, the experiment), writes nothing elsewhere, and
+    its summary has both points, the experiment's numbers for the point that is the experiment."""
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke_run.parents[1], workdir, symlinks=True)
+    root = workdir / "results" / "smoke"
+    stored = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    sweep = write_sweep(tmp_path / "steps.yaml", {"certify.radius_steps": {"values": [5, 8]}})
+    result = snakemake(workdir, f"sweep={sweep}")
+    ran = re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M)
+    assert sorted(ran) == sorted(["certify__steps_0"] * 6 + ["report__steps_0", "sweep_summary", "all"]), ran
+    point = root / "sweeps" / "steps" / "certify.radius_steps=5"
+    assert sorted(p.name for p in (point / "certify").glob("*.parquet")) == sorted(
+        p.name for p in (root / "certify").glob("*.parquet"))
+    assert (point / "tables" / "vc_table3.csv").is_file() and not (point / "models").exists()
+    new = {p for p in root.rglob("*") if p.is_file()} - set(stored)
+    assert all(p.is_relative_to(root / "sweeps" / "steps") for p in new), sorted(new)[:5]
+    assert {p: p.stat().st_mtime_ns for p in stored} == stored
+    summary = pd.read_csv(root / "sweeps" / "steps" / "summary.csv")
+    assert sorted(summary["point"].unique()) == ["certify.radius_steps=5", "certify.radius_steps=8"]
+    assert set(summary["family"]) == {"verified-classification"}
+    from nnassure.sweep.summary import HEADLINES
+
+    experiment = HEADLINES["verified-classification"]([str(p) for p in (root / "tables").glob("vc_table*.csv")])
+    rows = summary[summary["point"] == "certify.radius_steps=8"].set_index("metric")["value"]
+    assert rows.to_dict() == pytest.approx(experiment) and experiment
+    assert (root / "sweeps" / "steps" / "summary.md").read_text().startswith("# Sweep steps")

@@ -700,8 +700,9 @@ class Config(Section):
                 fail(f"resources.{name}", self.resources[name].model_dump(),
                      f"resources of a stage ({', '.join(sorted(STAGES))})")
         missing = [name for name in STAGES if name not in self.resources]
-        if missing and self.resources:
-            fail("resources", sorted(self.resources), "an entry for every stage; missing: " + ", ".join(missing))
+        if missing:
+            fail(f"resources.{missing[0]}", None, "the threads, mem_mb and runtime of its jobs: every stage has an "
+                 "entry (conf/resources/default.yaml)")
         for i, name in enumerate(self.sweep.own):
             if name not in STAGES:
                 fail(f"sweep.own[{i}]", name, f"a stage ({', '.join(sorted(STAGES))})")

@@ -96,7 +96,7 @@ STAGES: dict[str, StageKeys] = {
                               job=(*_TRAINING_DATA, "train.cost_fn", "search.trial"), by_hand=_SEARCHED,
                               inputs=("data",)),
     "search": StageKeys(reads=("search", "train.cost_fp", "train.batch_size"),
-                        job=(*_TRAINING_DATA, "train.cost_fn"), by_hand=_SEARCHED, inputs=("search_trial",)),
+                        job=(*_TRAINING_DATA, "train.cost_fn"), by_hand=_SEARCHED, inputs=("data", "search_trial")),
     # The pipeline trains the search winner (train.hparams_file); without it, by hand, the
     # architecture and optimiser come from model.* and train.lr / train.weight_decay.
     "train": StageKeys(reads=("train.cost_fp", "train.batch_size", "train.max_epochs", "train.patience",

@@ -83,7 +83,9 @@ for SITE in sites_running("search"):
         params:
             config=SITE.config_digest("search"),
         input:
-            SITE.search_trial_files(),
+            # the selection checks every trial was trained on this data set
+            data=str(SITE.paths.dataset("{dataset}")),
+            trials=SITE.search_trial_files(),
         output:
             best=str(SITE.paths.search("{dataset}", "{cost}")),
             trials=str(SITE.paths.search_trials("{dataset}", "{cost}")),
