@@ -55,6 +55,8 @@ bench: run
 	$(BIN)/python -m nnassure.bench.video experiment=quick threads=1
 	# one torch thread, as the kri_infer jobs ran
 	$(BIN)/python -m nnassure.bench.kri experiment=quick threads=1
+	# what every stage's jobs used against conf/resources/
+	$(BIN)/python -m nnassure.bench.resources experiment=quick
 
 lint: install
 	$(BIN)/ruff check src tests

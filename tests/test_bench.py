@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnassure.bench import certify, ensemble, kri, proven, video
+from nnassure.bench import certify, ensemble, kri, proven, resources, video
 
 
 def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) -> str:
@@ -25,6 +25,7 @@ def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) ->
     (ensemble, [], "ensemble/rows/25.json"),
     (video, [], "video/bounds/0.json"),
     (kri, [], "kri/infer/NNet/brightness.nc"),
+    (resources, [], "benchmarks"),
 ])
 def test_a_missing_input_stops_a_benchmark_in_one_line(tmp_path: Path, capsys, module, extra, missing) -> None:
     out = tmp_path / "report.md"
@@ -71,3 +72,21 @@ def test_the_float_cost_helpers_time_both_precisions_on_the_same_inputs() -> Non
         predicted = classifier(torch.as_tensor(points)).argmax(1).numpy()
     cost = proven.float_cost(classifier, points, predicted, 3, np.full(10, 0.01), BisectionSettings(batch_size=4), 1)
     assert set(cost) == {"float32", "float64", "ratio"} and all(v > 0 for v in cost.values())
+
+
+def test_the_suggested_resources_are_the_measured_ones_with_headroom() -> None:
+    # 1.5 x 400 MB = 600 MB, up to 750; 3 x 10 s is under a minute, at least 5
+    assert resources.suggested(400, 10) == (750, 5)
+    # 1.5 x 1250 MB = 1875 MB, up to 2000; 3 x 130.5 s = 6.5 min, up to 7
+    assert resources.suggested(1250, 130.5) == (2000, 7)
+
+
+def test_the_resources_report_flags_a_configured_value_below_a_measured_job(tmp_path: Path) -> None:
+    bench = tmp_path / "smoke" / "benchmarks" / "certify"
+    bench.mkdir(parents=True)
+    (bench / "a_c1.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                                    "1200.0\t0:20:00\t9000.0\t1\t1\t1\t0\t0\t99.0\t1190\n")
+    resources.main(["experiment=smoke", f"results_dir={tmp_path}", "--out", str(tmp_path / "r.md")])
+    row = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| certify |"))
+    assert row.endswith("| mem_mb, runtime |") and "| 13500 | 60 |" in row
+    assert "| data | 0 |" in (tmp_path / "r.md").read_text()

@@ -222,3 +222,16 @@ def test_snakemake_refuses_a_bad_sweep_in_one_line_before_any_job(tmp_path: Path
     lines = [line for line in result.stderr.splitlines() if line.startswith("nnassure: ")]
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_wandb_groups_a_points_runs_by_sweep_and_tags_them_with_the_point() -> None:
+    from nnassure.config import compose
+    from nnassure.tracking import run_identity
+
+    assert run_identity(compose(BASE), "a_c1") == ("smoke", "smoke/a_c1", [])
+    point = compose([*BASE, "sweep.name=eps", f"sweep.point={hydra_value('certify.eps=0.01,0.025')}",
+                     "sweep.own=[certify]"])
+    assert run_identity(point, "a_c1") == ("smoke/sweep/eps", "smoke/sweep/eps/certify.eps=0.01,0.025/a_c1",
+                                           ["sweep:eps", "point:certify.eps=0.01,0.025"])
+    summary = compose([*BASE, "sweep.name=eps"])
+    assert run_identity(summary, "summary") == ("smoke/sweep/eps", "smoke/sweep/eps/summary", ["sweep:eps"])

@@ -18,7 +18,7 @@ from nnassure.run_lock import hold_run_lock
 from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report import catalog
 from nnassure.kri.kinds import certified_scenarios
-from nnassure.sweep import REPORT_STAGES, load_sweep, plan
+from nnassure.sweep import REPORT_STAGES, hydra_value, load_sweep, plan
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
@@ -79,7 +79,9 @@ class Site:
         self.own = frozenset(own)
         sweep_args = []
         if point is not None:
-            sweep_args = point.overrides() + [f"sweep.name={SWEEP.name}", f"sweep.point={point.name}",
+            # quoted for Hydra: a point's name holds "=" and ","
+            sweep_args = point.overrides() + [f"sweep.name={hydra_value(SWEEP.name)}",
+                                              f"sweep.point={hydra_value(point.name)}",
                                               "sweep.own=[" + ",".join(sorted(self.own)) + "]"]
             self.paths = ExperimentPaths(cfg.results_dir, cfg.grid.name, SWEEP.name, point.name, self.own)
             self.suffix = f"__{re.sub(r'[^A-Za-z0-9_]', '_', SWEEP.name)}_{index}"

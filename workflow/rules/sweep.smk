@@ -52,4 +52,5 @@ if SWEEP:
         conda:
             ENV
         shell:
-            SITES[0].stage("sweep_summary") + f" sweep.name={SWEEP.name} > {{log}} 2>&1"
+            SITES[0].stage("sweep_summary") + " " + shlex.quote(f"sweep.name={hydra_value(SWEEP.name)}")
+            + " > {log} 2>&1"
