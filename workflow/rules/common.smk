@@ -72,7 +72,10 @@ def _escaped(text):
 class Site:
     """Where a set of jobs runs: the experiment itself, or one point of the sweep with the stages
     it runs itself (nnassure.sweep). The rule files define each rule once per site that runs its
-    stage, through the input functions and paths of that site."""
+    stage, through the input functions and paths of that site, inside a function of the site
+    (`_define_<stage>(SITE)`): Snakemake evaluates a rule's shell command again when the job runs,
+    so a loop variable would be read at its last value there, while a function's argument stays
+    bound to the site it was called with."""
 
     def __init__(self, cfg, dataset_cfgs, point=None, own=(), index=None):
         self.cfg, self.dataset_cfgs, self.point = cfg, dataset_cfgs, point

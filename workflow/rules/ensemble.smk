@@ -3,7 +3,7 @@
 # and the paper's report.
 
 
-for SITE in sites_running("ensemble_data"):
+def _define_ensemble_data(SITE):
 
     rule:
         name:
@@ -25,7 +25,11 @@ for SITE in sites_running("ensemble_data"):
             SITE.stage("ensemble_data") + " ensemble.instance={wildcards.instance} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("ensemble_train"):
+for _site in sites_running("ensemble_data"):
+    _define_ensemble_data(_site)
+
+
+def _define_ensemble_train(SITE):
 
     rule:
         name:
@@ -50,7 +54,11 @@ for SITE in sites_running("ensemble_train"):
             " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("ensemble_row"):
+for _site in sites_running("ensemble_train"):
+    _define_ensemble_train(_site)
+
+
+def _define_ensemble_row(SITE):
 
     rule:
         name:
@@ -76,7 +84,11 @@ for SITE in sites_running("ensemble_row"):
             SITE.stage("ensemble_row") + " ensemble.row={wildcards.row} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("report_ensemble"):
+for _site in sites_running("ensemble_row"):
+    _define_ensemble_row(_site)
+
+
+def _define_report_ensemble(SITE):
 
     rule:
         name:
@@ -99,3 +111,7 @@ for SITE in sites_running("report_ensemble"):
             ENV
         shell:
             SITE.stage("report_ensemble") + " threads={threads} > {log} 2>&1"
+
+
+for _site in sites_running("report_ensemble"):
+    _define_report_ensemble(_site)

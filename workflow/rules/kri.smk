@@ -4,7 +4,7 @@
 # with the losses applied, and the report.
 
 
-for SITE in sites_running("kri_data"):
+def _define_kri_data(SITE):
 
     rule:
         name:
@@ -26,7 +26,11 @@ for SITE in sites_running("kri_data"):
             SITE.stage("kri_data") + " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("kri_train"):
+for _site in sites_running("kri_data"):
+    _define_kri_data(_site)
+
+
+def _define_kri_train(SITE):
 
     rule:
         name:
@@ -50,7 +54,11 @@ for SITE in sites_running("kri_train"):
             SITE.stage("kri_train") + " kri.variant={wildcards.variant} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("kri_infer"):
+for _site in sites_running("kri_train"):
+    _define_kri_train(_site)
+
+
+def _define_kri_infer(SITE):
 
     rule:
         name:
@@ -76,7 +84,11 @@ for SITE in sites_running("kri_infer"):
             " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("kri_certify"):
+for _site in sites_running("kri_infer"):
+    _define_kri_infer(_site)
+
+
+def _define_kri_certify(SITE):
 
     rule:
         name:
@@ -102,7 +114,11 @@ for SITE in sites_running("kri_certify"):
             " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("kri_tensor"):
+for _site in sites_running("kri_certify"):
+    _define_kri_certify(_site)
+
+
+def _define_kri_tensor(SITE):
 
     rule:
         name:
@@ -129,7 +145,11 @@ for SITE in sites_running("kri_tensor"):
             SITE.stage("kri_tensor") + " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("report_kri"):
+for _site in sites_running("kri_tensor"):
+    _define_kri_tensor(_site)
+
+
+def _define_report_kri(SITE):
 
     rule:
         name:
@@ -154,3 +174,7 @@ for SITE in sites_running("report_kri"):
             ENV
         shell:
             SITE.stage("report_kri") + " threads={threads} > {log} 2>&1"
+
+
+for _site in sites_running("report_kri"):
+    _define_report_kri(_site)

@@ -2,7 +2,7 @@
 # classifiers, worst-case and probabilistic certified radii, and the paper's report.
 
 
-for SITE in sites_running("images"):
+def _define_images(SITE):
 
     rule:
         name:
@@ -25,7 +25,11 @@ for SITE in sites_running("images"):
             SITE.stage("images") + " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("train_classifier"):
+for _site in sites_running("images"):
+    _define_images(_site)
+
+
+def _define_train_classifier(SITE):
 
     rule:
         name:
@@ -49,7 +53,11 @@ for SITE in sites_running("train_classifier"):
             SITE.stage("train_classifier") + " proven.model={wildcards.model} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("proven"):
+for _site in sites_running("train_classifier"):
+    _define_train_classifier(_site)
+
+
+def _define_proven(SITE):
 
     rule:
         name:
@@ -74,7 +82,11 @@ for SITE in sites_running("proven"):
             SITE.stage("proven") + " proven.model={wildcards.model} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("proven_verified"):
+for _site in sites_running("proven"):
+    _define_proven(_site)
+
+
+def _define_proven_verified(SITE):
 
     rule:
         name:
@@ -100,7 +112,11 @@ for SITE in sites_running("proven_verified"):
             " > {log} 2>&1"
 
 
-for SITE in sites_running("report_proven"):
+for _site in sites_running("proven_verified"):
+    _define_proven_verified(_site)
+
+
+def _define_report_proven(SITE):
 
     rule:
         name:
@@ -124,3 +140,7 @@ for SITE in sites_running("report_proven"):
             ENV
         shell:
             SITE.stage("report_proven") + " threads={threads} > {log} 2>&1"
+
+
+for _site in sites_running("report_proven"):
+    _define_report_proven(_site)

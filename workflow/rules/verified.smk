@@ -2,7 +2,7 @@
 # architecture search, cost-weighted training, LiRPA certification and the paper's report.
 
 
-for SITE in sites_running("data"):
+def _define_data(SITE):
 
     rule:
         name:
@@ -24,7 +24,11 @@ for SITE in sites_running("data"):
             SITE.stage("data") + " dataset={wildcards.dataset} > {log} 2>&1"
 
 
-for SITE in sites_running("baselines"):
+for _site in sites_running("data"):
+    _define_data(_site)
+
+
+def _define_baselines(SITE):
 
     rule:
         name:
@@ -48,9 +52,13 @@ for SITE in sites_running("baselines"):
             SITE.stage("baselines") + " dataset={wildcards.dataset} threads={threads} > {log} 2>&1"
 
 
+for _site in sites_running("baselines"):
+    _define_baselines(_site)
+
+
 # The architecture search (Sec. 4.2): one job per trial, so the trials run in parallel on a
 # cluster, then the selection of the winner.
-for SITE in sites_running("search_trial"):
+def _define_search_trial(SITE):
 
     rule:
         name:
@@ -75,7 +83,11 @@ for SITE in sites_running("search_trial"):
             " search.trial={wildcards.trial} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("search"):
+for _site in sites_running("search_trial"):
+    _define_search_trial(_site)
+
+
+def _define_search(SITE):
 
     rule:
         name:
@@ -103,7 +115,11 @@ for SITE in sites_running("search"):
             " > {log} 2>&1"
 
 
-for SITE in sites_running("train"):
+for _site in sites_running("search"):
+    _define_search(_site)
+
+
+def _define_train(SITE):
 
     rule:
         name:
@@ -129,7 +145,11 @@ for SITE in sites_running("train"):
             " train.hparams_file={input.search} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("certify"):
+for _site in sites_running("train"):
+    _define_train(_site)
+
+
+def _define_certify(SITE):
 
     rule:
         name:
@@ -156,7 +176,11 @@ for SITE in sites_running("certify"):
             " > {log} 2>&1"
 
 
-for SITE in sites_running("report"):
+for _site in sites_running("certify"):
+    _define_certify(_site)
+
+
+def _define_report(SITE):
 
     rule:
         name:
@@ -181,3 +205,7 @@ for SITE in sites_running("report"):
             ENV
         shell:
             SITE.stage("report") + " threads={threads} > {log} 2>&1"
+
+
+for _site in sites_running("report"):
+    _define_report(_site)

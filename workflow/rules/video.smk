@@ -3,7 +3,7 @@
 # upper bound, the A* and CROWN lower bounds, k manipulated flows, brightness), and the report.
 
 
-for SITE in sites_running("video_data"):
+def _define_video_data(SITE):
 
     rule:
         name:
@@ -25,7 +25,11 @@ for SITE in sites_running("video_data"):
             SITE.stage("video_data") + " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("video_train"):
+for _site in sites_running("video_data"):
+    _define_video_data(_site)
+
+
+def _define_video_train(SITE):
 
     rule:
         name:
@@ -49,7 +53,11 @@ for SITE in sites_running("video_train"):
             SITE.stage("video_train") + " threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("video_bounds"):
+for _site in sites_running("video_train"):
+    _define_video_train(_site)
+
+
+def _define_video_bounds(SITE):
 
     rule:
         name:
@@ -76,7 +84,11 @@ for SITE in sites_running("video_bounds"):
             SITE.stage("video_bounds") + " video.clip={wildcards.clip} threads={threads} > {log} 2>&1"
 
 
-for SITE in sites_running("report_video"):
+for _site in sites_running("video_bounds"):
+    _define_video_bounds(_site)
+
+
+def _define_report_video(SITE):
 
     rule:
         name:
@@ -102,3 +114,7 @@ for SITE in sites_running("report_video"):
             ENV
         shell:
             SITE.stage("report_video") + " threads={threads} > {log} 2>&1"
+
+
+for _site in sites_running("report_video"):
+    _define_report_video(_site)
