@@ -235,3 +235,15 @@ def test_wandb_groups_a_points_runs_by_sweep_and_tags_them_with_the_point() -> N
                                            ["sweep:eps", "point:certify.eps=0.01,0.025"])
     summary = compose([*BASE, "sweep.name=eps"])
     assert run_identity(summary, "summary") == ("smoke/sweep/eps", "smoke/sweep/eps/summary", ["sweep:eps"])
+
+
+def test_one_point_of_a_sweep_runs_alone_under_its_whole_sweep_rule_names(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"certify.radius_steps": {"values": [4, 5]}}, name="steps")
+    result = dry_run(tmp_path, f"sweep={path}", "point=certify.radius_steps=5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rules = set(re.findall(r"^(?:local)?rule (\S+):", result.stdout, flags=re.M))
+    assert {"certify__steps_1", "report__steps_1"} <= rules
+    assert not {r for r in rules if r.endswith("__steps_0")} and "sweep_summary" not in rules
+    wrong = dry_run(tmp_path, f"sweep={path}", "point=certify.radius_steps=6")
+    lines = [line for line in wrong.stderr.splitlines() if line.startswith("nnassure: ")]
+    assert wrong.returncode != 0 and len(lines) == 1 and "has no point 'certify.radius_steps=6'" in lines[0]

@@ -1,6 +1,5 @@
 # Composes the Hydra config of the chosen experiment (the one source of parameters) and provides
 # the path patterns, parameter digests and input functions the rule files share.
-import dataclasses
 import json
 import math
 import os
@@ -45,8 +44,8 @@ try:
     SWEEP = load_sweep(config["sweep"]) if config.get("sweep") else None
     if config.get("point") and not SWEEP:
         raise NnassureError("--config point=<name> needs sweep=<file>, the sweep the point belongs to")
-    if config.get("point"):
-        SWEEP = dataclasses.replace(SWEEP, points=(SWEEP.point(str(config["point"])),))
+    # With point=<name> only that point's jobs (and rule names, so they match a whole-sweep run's).
+    ONLY_POINT = SWEEP.point(str(config["point"])).name if config.get("point") else None
     POINTS = plan(SWEEP, OVERRIDES, (CFG, DATASET_CFGS)) if SWEEP else []
     # A point may add data sets (new jobs of shared stages, which the experiment's rules run).
     for _point in POINTS:
@@ -71,8 +70,7 @@ def _escaped(text):
 
 class Site:
     """Where a set of jobs runs: the experiment itself, or one point of the sweep with the stages
-    it runs itself (nnassure.sweep). The rule files define each rule once per site that runs its
-    stage, through the input functions and paths of that site, inside a function of the site
+    it runs itself (nnassure.sweep). Each rule is defined once per site that runs its stage, through the input functions and paths of that site, inside a function of the site
     (`_define_<stage>(SITE)`): Snakemake evaluates a rule's shell command again when the job runs,
     so a loop variable would be read at its last value there, while a function's argument stays
     bound to the site it was called with."""
@@ -203,12 +201,13 @@ class Site:
         return [str(root / p.relative_to(self.paths.experiment_root)) for p in catalog.family_files(self.cfg, family)]
 
 
-SITES = [Site(CFG, DATASET_CFGS)] + [Site(p.cfg, p.dataset_cfgs, p.point, p.own, i) for i, p in enumerate(POINTS)]
+SITES = [Site(CFG, DATASET_CFGS)] + [Site(p.cfg, p.dataset_cfgs, p.point, p.own, i) for i, p in enumerate(POINTS)
+                                     if ONLY_POINT in (None, p.point.name)]
 
 
 def sites_running(stage_name):
-    """The sites whose rules of `stage_name` the rule files define: the experiment always, a point
-    when the stage is its own."""
+    """The sites a stage's rules are defined for (the experiment always, a point when the stage is
+    its own)."""
     return [site for site in SITES if site.runs(stage_name)]
 
 
@@ -250,6 +249,37 @@ def reported(paths, family):
         else:
             items.append(path)
     return items
+
+
+# The families whose report some point of the sweep runs itself; the others are the experiment's.
+SWEEP_FAMILIES = [f for f in catalog.FAMILIES if any(REPORT_STAGES[f] in p.own for p in POINTS)]
+
+
+def sweep_report_files():
+    """Per point, the report files of every family the sweep changes (at the point's root where it
+    runs the report itself, else the experiment's)."""
+    return {site.point.name: {family: site.report_files(family) for family in SWEEP_FAMILIES}
+            for site in SITES if site.point is not None}
+
+
+def sweep_plan_file():
+    """The sweep's plan, what its summary stage reads: written when it changed, atomically (like the
+    caption files, it is a source of the summary job, so a changed plan reruns it)."""
+    path = PATHS.sweep_plan(SWEEP.name)
+    reports = sweep_report_files()
+    document = {
+        "sweep": SWEEP.name, "file": str(SWEEP.path), "keys": list(SWEEP.keys),
+        "families": SWEEP_FAMILIES,
+        "points": [{"name": p.point.name, "values": p.point.values, "overrides": p.point.overrides(),
+                    "own": sorted(p.own), "reports": reports[p.point.name]} for p in POINTS],
+    }
+    text = json.dumps(document, indent=1, sort_keys=True) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(text)
+        staged.replace(path)
+    return str(path)
 
 
 def _any_of(values):
