@@ -78,6 +78,9 @@ def test_values_are_written_in_hydras_override_grammar(value: object, text: str)
     ({"method": "grid", "parameters": {"search.trial": {"values": [1]}}}, "set per job by the Snakefile"),
     ({"method": "grid", "parameters": {"certify eps": {"values": [1]}}}, "is not a config key"),
     ({"method": "grid", "paramters": {}}, "unknown key 'paramters'"),
+    ({"method": "grid", "parameters": {"certify.eps": {"values": 0.01}}}, "has values 0.01: expected a list"),
+    ({"method": "grid", "parameters": {"certify": {"values": [{"eps": [0.1]}]}, "certify.eps": {"values": [[0.1]]}}},
+     "parameters certify and certify.eps overlap"),
     ({"method": "grid", "parameters": {"certify.radius_steps": {"values": [4, 4.0]}}}, "share the name"),
 ])
 def test_a_bad_sweep_file_is_refused_in_one_line(tmp_path: Path, document: dict, message: str) -> None:
@@ -86,6 +89,36 @@ def test_a_bad_sweep_file_is_refused_in_one_line(tmp_path: Path, document: dict,
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         load_sweep(path)
     assert "\n" not in str(error.value)
+
+
+def test_a_sweep_file_name_that_cannot_name_directories_and_rules_is_refused(tmp_path: Path) -> None:
+    for stem in ("st'x y", "st{x}", "a" * 41):
+        path = tmp_path / f"{stem}.yaml"
+        path.write_text(json.dumps({"method": "grid", "parameters": {"certify.radius_steps": {"values": [4]}}}))
+        with pytest.raises(ConfigError, match="names the sweep's directory"):
+            load_sweep(path)
+
+
+def test_a_point_on_data_sets_the_experiment_lacks_is_compared_with_the_experiments_config_of_them(
+        tmp_path: Path) -> None:
+    """The experiment runs data set a only; a point on b with other radii must certify b at its own
+    radii, not share what the experiment's config would certify b at."""
+    base_overrides = [*BASE, "grid.datasets=[a]"]
+    sweep = load_sweep(sweep_file(tmp_path, {"dataset.name": {"values": ["b"]},
+                                              "certify.eps": {"values": [[0.01, 0.025, 0.05]]}}))
+    (point,) = plan(sweep, base_overrides, compose_pipeline(base_overrides))
+    assert {"certify", "proven_verified", "report", "report_proven"} <= point.own
+    assert not {"data", "search_trial", "search", "train"} & point.own
+    sweep = load_sweep(sweep_file(tmp_path, {"dataset.name": {"values": ["b"]},
+                                              "dataset.n_samples": {"values": [200]}}))
+    (point,) = plan(sweep, base_overrides, compose_pipeline(base_overrides))
+    assert {"data", "search_trial", "train", "certify"} <= point.own
+
+
+def test_a_point_that_only_selects_other_ensemble_rows_shares_the_instances_and_rows(tmp_path: Path, base) -> None:
+    sweep = load_sweep(sweep_file(tmp_path, {"ensemble.row": {"values": [25]}}))
+    (point,) = plan(sweep, BASE, base)
+    assert point.own == {"report_ensemble"}
 
 
 def test_a_missing_or_broken_sweep_file_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -233,6 +266,9 @@ def test_wandb_groups_a_points_runs_by_sweep_and_tags_them_with_the_point() -> N
                      "sweep.own=[certify]"])
     assert run_identity(point, "a_c1") == ("smoke/sweep/eps", "smoke/sweep/eps/certify.eps=0.01,0.025/a_c1",
                                            ["sweep:eps", "point:certify.eps=0.01,0.025"])
+    long_name = "certify.eps=0.001,0.005,0.01,0.025,0.05,0.1_certify.radius_steps=4"
+    group, name, tags = run_identity(compose([*BASE, "sweep.name=epsr", f"sweep.point={hydra_value(long_name)}"]), "x")
+    assert long_name in name and all(len(tag) <= 64 for tag in tags) and tags[1].startswith("point:")
     summary = compose([*BASE, "sweep.name=eps"])
     assert run_identity(summary, "summary") == ("smoke/sweep/eps", "smoke/sweep/eps/summary", ["sweep:eps"])
 

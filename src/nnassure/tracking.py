@@ -6,6 +6,7 @@ network; ``disabled`` does not import wandb at all; ``online`` needs WANDB_API_K
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,7 +68,12 @@ def run_identity(cfg: DictConfig, name: str) -> tuple[str, str, list[str]]:
     group = f"{cfg.grid.name}/sweep/{sweep.name}"
     if sweep.point is None:
         return group, f"{group}/{name}", [f"sweep:{sweep.name}"]
-    return group, f"{group}/{sweep.point}/{name}", [f"sweep:{sweep.name}", f"point:{sweep.point}"]
+    # W&B refuses tags over 64 characters: a long point name is tagged by a digest of it (the name
+    # itself is in the run's name and config).
+    tag = f"point:{sweep.point}"
+    if len(tag) > 64:
+        tag = "point:" + hashlib.sha256(sweep.point.encode()).hexdigest()[:16]
+    return group, f"{group}/{sweep.point}/{name}", [f"sweep:{sweep.name}", tag]
 
 
 @contextmanager

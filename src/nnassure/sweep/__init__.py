@@ -47,6 +47,10 @@ JOB_KEY_LISTS = {
     "ensemble.row": "ensemble.rows",
     "kri.variant": "kri.models",
 }
+# Keys a stage reads only to find its own job among those that exist: which benchmark rows run
+# decides which ensemble instances are built, not how one is built, trained or solved. A point that
+# changes only them shares those stages' jobs (new ones run where the experiment keeps its own).
+JOB_SELECTION_KEYS = {"ensemble.rows": ("ensemble_data", "ensemble_train", "ensemble_row")}
 # The stage that writes each family's tables and figures.
 REPORT_STAGES = {"verified-classification": "report", "proven": "report_proven", "ensemble": "report_ensemble",
                  "video": "report_video", "kri": "report_kri"}
@@ -145,6 +149,9 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; raise :class:`ConfigError` naming the problem in one line."""
     path = Path(path)
     name = path.stem
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,40}", name):
+        raise ConfigError(f"sweep file {path}: its name {name!r} names the sweep's directory, rule names and W&B "
+                          "group: expected at most 40 letters, digits, '.', '_' or '-'")
     if not path.is_file():
         raise ConfigError(f"sweep file {path} does not exist: expected a YAML file such as conf/sweep/eps.yaml")
     try:
@@ -169,9 +176,15 @@ def load_sweep(path: str | Path) -> Sweep:
         if not isinstance(spec, dict) or set(spec) != {"values"}:
             raise ConfigError(f"sweep {name}: parameter {key} must be {{values: [...]}} (a grid sweep lists values)")
         values = spec["values"]
-        if not isinstance(values, list) or not values:
+        if not isinstance(values, list):
+            raise ConfigError(f"sweep {name}: parameter {key} has values {values!r}: expected a list of values")
+        if not values:
             raise ConfigError(f"sweep {name}: parameter {key} has an empty value list: expected at least one value")
         value_lists.append(values)
+    for key in keys:
+        inner = [other for other in keys if other.startswith(key + ".")]
+        if inner:
+            raise ConfigError(f"sweep {name}: parameters {key} and {inner[0]} overlap: sweep one of them")
     points = []
     for combination in product(*value_lists):
         values = dict(zip(keys, combination, strict=True))
@@ -191,7 +204,10 @@ def _base_key(key: str) -> str:
 
 def _values(cfg: DictConfig, stage: str) -> dict[str, Any]:
     out = {}
+    selecting = {key for key, stages in JOB_SELECTION_KEYS.items() if stage in stages}
     for key in STAGES[stage].reads:
+        if key in selecting:
+            continue
         value = OmegaConf.select(cfg, _base_key(key))
         out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     return out
@@ -206,16 +222,19 @@ def stage_values(cfg: DictConfig, dataset_cfgs: Mapping[str, DictConfig], stage:
 
 def changed_stages(base: tuple[DictConfig, Mapping[str, DictConfig]],
                    point: tuple[DictConfig, Mapping[str, DictConfig]]) -> frozenset[str]:
-    """The stages that read a key whose value differs between the two configs (for the data sets
-    both have: a data set only one has is a new job, not a changed one)."""
+    """The stages that read a key whose value differs between the two configs. The per-data-set
+    stages are compared on every data set of the point, so ``base`` must hold the experiment's
+    config of each of them (:func:`plan` composes those the experiment's grid lacks)."""
+    missing = sorted(set(point[1]) - set(base[1]))
+    if missing:
+        raise ConfigError(f"no experiment config for the data set(s) {', '.join(missing)} of the point to compare with")
     changed = set()
-    common = {name: None for name in base[1] if name in point[1]}
     for stage in STAGES:
         if stage == "sweep_summary":
             continue
         if "dataset.name" in STAGES[stage].job:
-            before = stage_values(base[0], {n: base[1][n] for n in common}, stage)
-            after = stage_values(point[0], {n: point[1][n] for n in common}, stage)
+            before = stage_values(base[0], {n: base[1][n] for n in point[1]}, stage)
+            after = stage_values(point[0], point[1], stage)
         else:
             before, after = _values(base[0], stage), _values(point[0], stage)
         if before != after:
@@ -245,10 +264,15 @@ def plan(sweep: Sweep, base_overrides: Sequence[str],
     for point in sweep.points:
         try:
             cfg, dataset_cfgs = compose_pipeline([*base_overrides, *point.overrides()])
+            # The experiment's config of a data set only the point has: what its shared stages would run.
+            new = sorted(set(dataset_cfgs) - set(base[1]))
+            base_datasets = dict(base[1])
+            if new:
+                base_datasets.update(compose_pipeline([*base_overrides, f"grid.datasets=[{','.join(new)}]"])[1])
         except ConfigError as exc:
             raise ConfigError(f"sweep {sweep.name}, point {point.name}: {exc}") from None
         # A point no stage's keys tell apart from the experiment (its default value, say) is the
         # experiment: it runs nothing of its own and its numbers are the experiment's.
-        own = downstream(changed_stages(base, (cfg, dataset_cfgs)))
+        own = downstream(changed_stages((base[0], base_datasets), (cfg, dataset_cfgs)))
         planned.append(PlannedPoint(point, cfg, dataset_cfgs, own))
     return planned
