@@ -115,10 +115,11 @@ def test_a_point_on_data_sets_the_experiment_lacks_is_compared_with_the_experime
     assert {"data", "search_trial", "train", "certify"} <= point.own
 
 
-def test_a_point_that_only_selects_other_ensemble_rows_shares_the_instances_and_rows(tmp_path: Path, base) -> None:
-    sweep = load_sweep(sweep_file(tmp_path, {"ensemble.row": {"values": [25]}}))
-    (point,) = plan(sweep, BASE, base)
-    assert point.own == {"report_ensemble"}
+def test_a_point_that_selects_some_of_the_experiments_ensemble_rows_shares_their_jobs(tmp_path: Path, base) -> None:
+    sweep = load_sweep(sweep_file(tmp_path, {"ensemble.row": {"values": [25, 3]}}))
+    inside, outside = plan(sweep, BASE, base)  # smoke runs rows 25 and 26
+    assert inside.own == {"report_ensemble"}
+    assert outside.own == {"ensemble_data", "ensemble_train", "ensemble_row", "report_ensemble"}
 
 
 def test_a_missing_or_broken_sweep_file_is_refused_in_one_line(tmp_path: Path) -> None:

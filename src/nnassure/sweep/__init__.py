@@ -49,8 +49,15 @@ JOB_KEY_LISTS = {
 }
 # Keys a stage reads only to find its own job among those that exist: which benchmark rows run
 # decides which ensemble instances are built, not how one is built, trained or solved. A point that
-# changes only them shares those stages' jobs (new ones run where the experiment keeps its own).
+# selects a subset of the experiment's rows shares those stages' jobs; one with a row the experiment
+# does not run owns them (the experiment's jobs refuse a row outside its selection).
 JOB_SELECTION_KEYS = {"ensemble.rows": ("ensemble_data", "ensemble_train", "ensemble_row")}
+
+
+def _selected_rows(cfg: DictConfig) -> set[int]:
+    from nnassure.ensemble.benchmarks import selected_benchmarks
+
+    return {b.id for b in selected_benchmarks(cfg.ensemble)}
 # The stage that writes each family's tables and figures.
 REPORT_STAGES = {"verified-classification": "report", "proven": "report_proven", "ensemble": "report_ensemble",
                  "video": "report_video", "kri": "report_kri"}
@@ -202,9 +209,8 @@ def _base_key(key: str) -> str:
     return key.split(".{", 1)[0].rstrip(".")
 
 
-def _values(cfg: DictConfig, stage: str) -> dict[str, Any]:
+def _values(cfg: DictConfig, stage: str, selecting: frozenset[str] = frozenset()) -> dict[str, Any]:
     out = {}
-    selecting = {key for key, stages in JOB_SELECTION_KEYS.items() if stage in stages}
     for key in STAGES[stage].reads:
         if key in selecting:
             continue
@@ -236,7 +242,9 @@ def changed_stages(base: tuple[DictConfig, Mapping[str, DictConfig]],
             before = stage_values(base[0], {n: base[1][n] for n in point[1]}, stage)
             after = stage_values(point[0], point[1], stage)
         else:
-            before, after = _values(base[0], stage), _values(point[0], stage)
+            selecting = frozenset(key for key, stages in JOB_SELECTION_KEYS.items()
+                                  if stage in stages and _selected_rows(point[0]) <= _selected_rows(base[0]))
+            before, after = _values(base[0], stage, selecting), _values(point[0], stage, selecting)
         if before != after:
             changed.add(stage)
     return frozenset(changed)
