@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and exactly 2.13.0: the CPU wheel served here; any other pulls CUDA.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	# slurm: the executor plugin, so that make test runs the SLURM tests (tests/test_slurm.py).
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,slurm]'
 	# auto_LiRPA 0.3 pins torch<1.13; it runs on 2.13 with nnassure.lirpa_compat's patches.
 	$(BIN)/python -m pip install --quiet --no-deps auto_LiRPA==0.3
 	touch $(STAMP)

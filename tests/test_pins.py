@@ -35,7 +35,7 @@ def test_conda_environment_matches_the_lock_file() -> None:
 def test_pyproject_dependencies_are_exact_pins_that_agree_with_the_lock() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     lock = _lock()
-    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    specs = project["dependencies"] + [spec for extra in project["optional-dependencies"].values() for spec in extra]
     for spec in specs:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([0-9][^\s;]*)", spec)
         assert match, f"{spec} is not an exact pin"
