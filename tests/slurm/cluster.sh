@@ -97,7 +97,9 @@ MinJobAge=600
 ReturnToService=2
 MpiDefault=none
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb State=UNKNOWN
-PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# A job that asks for no memory gets its CPUs' share, not the whole node (Slurm's default with
+# CR_Core_Memory), which would run such jobs one at a time.
+PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=$(( real_mb / cpus ))
 EOF
 }
 
