@@ -1,4 +1,9 @@
-"""Shared fixtures: a tiny data set and seeded random ReLU MLPs (2 inputs, 1 logit)."""
+"""Shared fixtures: a tiny data set, seeded random ReLU MLPs (2 inputs, 1 logit) and the smoke run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,3 +34,36 @@ def make_mlp(widths, seed=0):
 def random_mlp():
     """Factory: ``random_mlp([16, 8], seed=3)`` builds a seeded MLP with those hidden widths."""
     return make_mlp
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`snakemake --cores 2` on experiment=smoke (tracking disabled) in a temporary directory, run once
+    for the session: tests/test_pipeline.py checks it and tests/test_slurm.py compares SLURM runs
+    with it. Returns its results/smoke directory."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"),
+                             "--directory", str(workdir), "--cores", "2", "--config", "experiment=smoke",
+                             "overrides=tracking=disabled"], capture_output=True, text=True, env=env, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir / "results" / "smoke"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line on whether the tests on a real SLURM cluster ran, so that a skip is not missed."""
+    stats = terminalreporter.stats
+    reports = [r for outcome in ("passed", "failed", "error", "skipped") for r in stats.get(outcome, [])
+               if "slurm" in getattr(r, "keywords", {}) and (r.when == "call" or not r.passed)]
+    if not reports:
+        return
+    if all(r.skipped for r in reports):
+        reasons = sorted({str(r.longrepr[2]).removeprefix("Skipped: ") for r in reports})
+        terminalreporter.write_line(f"SLURM tests skipped: {'; '.join(reasons)}")
+    else:
+        counts = {o: sum(getattr(r, o) for r in reports) for o in ("passed", "failed", "skipped")}
+        terminalreporter.write_line("SLURM tests ran on a real cluster: "
+                                    + ", ".join(f"{n} {o}" for o, n in counts.items() if n))

@@ -46,11 +46,7 @@ def planned_jobs(workdir: Path, overrides: str = "", targets: tuple[str, ...] = 
             if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all")}
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("smoke")
-    snakemake(workdir)
-    return workdir / "results" / "smoke"
+# smoke_run (tests/conftest.py): the smoke run these tests check, shared with tests/test_slurm.py.
 
 
 def test_every_table_and_figure_is_written(smoke_run: Path) -> None:
