@@ -55,6 +55,17 @@ except NnassureError as exc:
     sys.exit(f"nnassure: {exc}")
 
 PATHS = ExperimentPaths.from_config(CFG)
+
+
+# Under SLURM, refuse before any sbatch a run whose jobs would fail for want of a partition or run
+# in another one than asked (nnassure.slurm). In onstart: the executor is chosen after the
+# Snakefile is read, and onstart runs before the first submission (not on dry runs).
+onstart:
+    if workflow.executor_plugin.name == "slurm":
+        from nnassure.slurm import slurm_partition_problem
+
+        if problem := slurm_partition_problem(workflow.resource_settings.default_resources):
+            sys.exit(f"nnassure: {problem}")
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
