@@ -82,11 +82,16 @@ def test_the_suggested_resources_are_the_measured_ones_with_headroom() -> None:
 
 
 def test_the_resources_report_flags_a_configured_value_below_a_measured_job(tmp_path: Path) -> None:
+    from nnassure.config import compose
+
+    configured = compose(["experiment=smoke"]).resources.certify
+    seconds, rss = configured.runtime * 60 + 60, configured.mem_mb + 1000  # one job above both
     bench = tmp_path / "smoke" / "benchmarks" / "certify"
     bench.mkdir(parents=True)
     (bench / "a_c1.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                                    "1200.0\t0:20:00\t9000.0\t1\t1\t1\t0\t0\t99.0\t1190\n")
+                                    f"{seconds}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t99.0\t1\n")
     resources.main(["experiment=smoke", f"results_dir={tmp_path}", "--out", str(tmp_path / "r.md")])
     row = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| certify |"))
-    assert row.endswith("| mem_mb, runtime |") and "| 13500 | 60 |" in row
+    assert row.endswith("| mem_mb, runtime |")
+    assert f"| {resources.suggested(rss, seconds)[0]} | {resources.suggested(rss, seconds)[1]} |" in row
     assert "| data | 0 |" in (tmp_path / "r.md").read_text()
