@@ -49,8 +49,7 @@ try:
     POINTS = plan(SWEEP, OVERRIDES, (CFG, DATASET_CFGS)) if SWEEP else []
     # A point may add data sets (new jobs of shared stages, which the experiment's rules run).
     for _point in POINTS:
-        for _name in sorted(set(_point.dataset_cfgs) - set(DATASET_CFGS)):
-            DATASET_CFGS.update(compose_pipeline(OVERRIDES + [f"grid.datasets=[{_name}]"])[1])
+        DATASET_CFGS = {**_point.experiment_dataset_cfgs, **DATASET_CFGS}
 except NnassureError as exc:
     sys.exit(f"nnassure: {exc}")
 

@@ -102,12 +102,15 @@ class Sweep:
 
 @dataclass
 class PlannedPoint:
-    """A point with its composed config, its per-data-set configs and the stages it runs itself."""
+    """A point with its composed config, its per-data-set configs, the stages it runs itself, and
+    the experiment's config of each of its data sets (those the experiment's grid lacks composed
+    for it: the shared stages' jobs of those data sets run with them)."""
 
     point: SweepPoint
     cfg: DictConfig
     dataset_cfgs: dict[str, DictConfig]
     own: frozenset[str] = field(default_factory=frozenset)
+    experiment_dataset_cfgs: dict[str, DictConfig] = field(default_factory=dict)
 
 
 def hydra_value(value: Any) -> str:
@@ -282,5 +285,5 @@ def plan(sweep: Sweep, base_overrides: Sequence[str],
         # A point no stage's keys tell apart from the experiment (its default value, say) is the
         # experiment: it runs nothing of its own and its numbers are the experiment's.
         own = downstream(changed_stages((base[0], base_datasets), (cfg, dataset_cfgs)))
-        planned.append(PlannedPoint(point, cfg, dataset_cfgs, own))
+        planned.append(PlannedPoint(point, cfg, dataset_cfgs, own, base_datasets))
     return planned
