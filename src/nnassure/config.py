@@ -313,6 +313,10 @@ class EnsembleConfig(Section):
     smt_time_limit: PositiveFloat = 7200.0
     bounds: Annotated[str, one_of(BOUNDS)] = "lirpa"  # big-M constants: interval | lirpa (CROWN over the L1 ball)
     margin: NonNegativeFloat = 1e-4  # attacks must misclassify by this logit margin to survive float64
+    heuristic: bool = True  # primal heuristic (gradient search under the L1 ball) before every MILP
+    heuristic_starts: PositiveInt = 8  # per point and target set of classifiers
+    heuristic_steps: PositiveInt = 40
+    precheck: bool = True  # CROWN on every (classifier, point) pair: a bound on Val below alpha proves robustness
     # the classifiers (the paper gives no architecture; small, so that the MILPs stay solvable)
     depth: Depth = 2
     width: PositiveInt = 10

@@ -69,7 +69,8 @@ _ENSEMBLE_INSTANCE = (*_ENSEMBLE_ROWS, "ensemble.signs_per_class", "ensemble.see
 _ENSEMBLE_ARCHITECTURE = ("ensemble.depth", "ensemble.width", "ensemble.conv_filters", "ensemble.conv_kernel",
                           "ensemble.pool", "ensemble.conv_hidden")
 _ENSEMBLE_SOLVE = ("ensemble.backends", "ensemble.table_backend", "ensemble.smt", "ensemble.time_limit",
-                   "ensemble.smt_time_limit", "ensemble.bounds", "ensemble.margin")
+                   "ensemble.smt_time_limit", "ensemble.bounds", "ensemble.margin", "ensemble.heuristic",
+                   "ensemble.heuristic_starts", "ensemble.heuristic_steps", "ensemble.precheck")
 
 # The clips and their flow, then the network on them.
 _VIDEO_DATA = tuple(f"video.{k}" for k in ("motions", "clips_per_class", "frames", "size", "speed", "zoom",

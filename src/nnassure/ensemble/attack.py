@@ -19,8 +19,11 @@ import numpy as np
 from nnassure.ensemble.check import best_probabilities, check_attack, loss_counts
 from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, complete_assignment, encode
 from nnassure.ensemble.milp import solve
+from nnassure.ensemble.precheck import RowShortcuts
 
 VERDICTS = ("attack", "robust", "boundary", "timeout", "error")
+# The heuristic's attack (float64-checked like a solver's), the CROWN pre-check's proof, or the MILP.
+DECIDERS = ("heuristic", "precheck", "solver")
 
 
 @dataclass
@@ -35,6 +38,7 @@ class AttackResult:
     seconds: float
     relus: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    decided_by: str = "solver"  # one of DECIDERS: what settled the verdict
 
 
 def attacks_suffice(problem: AttackProblem) -> bool:
@@ -76,13 +80,41 @@ def best_start(problem: AttackProblem, candidates: Sequence[tuple[np.ndarray, np
 
 def find_attack(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
                 objective: str = "feasibility", bounds: str = "interval", margin: float = 1e-4,
-                threads: int = 1, starts: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> AttackResult:
+                threads: int = 1, starts: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+                shortcuts: RowShortcuts | None = None) -> AttackResult:
     """Solve ``problem``; every returned attack has been re-evaluated by :func:`check_attack`.
 
     ``starts``: attacks (deltas, probabilities) already known, e.g. the MILP's attack for MaxMILP;
     the best one that satisfies the encoding is handed to the solver as a MIP start (its time
-    counts in ``seconds``), which then only has to improve on it."""
+    counts in ``seconds``), which then only has to improve on it.
+
+    ``shortcuts`` (nnassure.ensemble.precheck): first the primal heuristic. Its checked attack
+    answers the feasibility question (Eq. 4 holds for it), and for max-sum it is optimal when
+    Val = 1 (every q at its bound p_i l = p_i, the objective's maximum |C| |X|); otherwise it is a
+    MIP start. Then the CROWN pre-check, whose bound below alpha proves robustness for every
+    randomized attack. The MILP runs only when neither decides; the time of what ran counts."""
     seconds = 0.0
+    if shortcuts is not None:
+        search = shortcuts.search()
+        if search is not None:
+            seconds += search.seconds
+            attack = shortcuts.attack()
+            if attack is not None:
+                if objective == "feasibility" or attack.value >= 1.0:
+                    reason = ("Val = 1 is the objective's maximum" if objective != "feasibility"
+                              else "it meets Eq. (4)")
+                    return AttackResult("attack", attack.value, True, False, attack.deltas, attack.probabilities,
+                                        backend, seconds, {}, f"attack found by the primal heuristic, checked "
+                                        f"in float64; {reason}", "heuristic")
+                starts = [*starts, (attack.deltas, attack.probabilities)]
+        check = shortcuts.precheck()
+        if check is not None:
+            seconds += check.seconds
+            if check.proves_robust(problem.alpha):
+                return AttackResult("robust", None, True, True, None, None, backend, seconds, {},
+                                    f"pre-check: CROWN proves {int(check.proven.sum())} of "
+                                    f"{check.proven.size} (classifier, point) pairs, so Val <= "
+                                    f"{check.bound:.4g} < alpha for every attack", "precheck")
     encoding = encode(problem, objective, bounds, margin)
     relus = {"unstable": encoding.unstable_relus, "stable": encoding.stable_relus}
     start = None

@@ -9,13 +9,15 @@ recomputed in float64 on the whole ensemble (Eq. 1).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnassure.ensemble.check import attack_value
-from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, encode
+from nnassure.ensemble.encoding import AttackProblem, attack_from_solution, complete_assignment, encode
 from nnassure.ensemble.milp import solve
+from nnassure.ensemble.precheck import RowShortcuts
 
 
 class BaselineTimeout(Exception):
@@ -37,14 +39,29 @@ class BaselineValues:
 
 
 def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0,
-                           margin: float = 1e-4, bounds: str = "interval", threads: int = 1
-                           ) -> tuple[np.ndarray, float]:
-    """delta_c for every classifier: one attack maximising c's misclassified points."""
+                           margin: float = 1e-4, bounds: str = "interval", threads: int = 1,
+                           shortcuts: RowShortcuts | None = None) -> tuple[np.ndarray, float]:
+    """delta_c for every classifier: one attack maximising c's misclassified points.
+
+    With ``shortcuts``, the primal heuristic's attack for c alone comes first: when it fools c on
+    every point it is optimal (the objective's maximum |X|) and no MILP runs; otherwise it is the
+    MILP's start."""
     attacks, seconds = [], 0.0
-    for layers in problem.classifiers:
+    search = shortcuts.search() if shortcuts is not None else None
+    if search is not None:
+        seconds += search.seconds
+    for c, layers in enumerate(problem.classifiers):
+        if search is not None and search.single_fooled[c] == len(problem.points):
+            attacks.append(search.single[c])
+            continue
         single = AttackProblem([layers], problem.points, problem.labels, 1, problem.eps, 0.0)
         encoding = encode(single, "max-sum", bounds, margin)
-        solution = solve(encoding.model, backend, time_limit, threads)
+        start = None
+        if search is not None and search.single_fooled[c] > 0:
+            started = time.perf_counter()
+            start = complete_assignment(encoding, search.single[c][None], np.ones(1), time_limit)
+            seconds += time.perf_counter() - started
+        solution = solve(encoding.model, backend, time_limit, threads, start)
         seconds += solution.seconds
         if not solution.feasible:
             if solution.status == "timeout":
@@ -58,8 +75,9 @@ def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_
 
 
 def baseline_values(problem: AttackProblem, backend: str = "highs", time_limit: float = 60.0, margin: float = 1e-4,
-                    bounds: str = "interval", threads: int = 1) -> BaselineValues:
-    attacks, seconds = per_classifier_attacks(problem, backend, time_limit, margin, bounds, threads)
+                    bounds: str = "interval", threads: int = 1, shortcuts: RowShortcuts | None = None
+                    ) -> BaselineValues:
+    attacks, seconds = per_classifier_attacks(problem, backend, time_limit, margin, bounds, threads, shortcuts)
     n = len(attacks)
     uniform = attack_value(problem.classifiers, problem.points, problem.labels, attacks, np.full(n, 1.0 / n))
     best = max(attack_value(problem.classifiers, problem.points, problem.labels, attacks[c:c + 1], np.ones(1))

@@ -161,10 +161,9 @@ class L1BoundEngine:
             result.append((node.lower.detach().numpy()[0].copy(), node.upper.detach().numpy()[0].copy()))
         return result
 
-    def crown_rounding_error(self, x: np.ndarray, eps: float) -> list[np.ndarray | None]:
-        """Per layer, an a-priori bound on the float64 rounding error of CROWN's bounds of it over
-        the L1 ball (None where CROWN gives none): ROUNDING_SAFETY (2 L + 2) gamma_K z, with the
-        magnitudes z of the CROWN network, pooling rewritten with ReLUs (module docstring)."""
+    def _magnitudes(self, x: np.ndarray, eps: float) -> tuple[list[np.ndarray], int, int]:
+        """The magnitude propagation z of every Linear module of the CROWN network (module
+        docstring), the longest chain of roundings K and the number of Linear modules L."""
         a = np.abs(np.asarray(x, np.float64)) + abs(float(eps))  # the L1 ball lies in this Linf box
         magnitudes = []
         operations, depth = len(a) + 4, 0
@@ -175,9 +174,39 @@ class L1BoundEngine:
                 operations, depth = operations + module.in_features + 4, depth + 1
             else:  # ReLU: slope term <= z plus the intercept -u l / (u - l), at most |l| <= z
                 a = 2.0 * a
+        return magnitudes, operations, depth
+
+    def crown_rounding_error(self, x: np.ndarray, eps: float) -> list[np.ndarray | None]:
+        """Per layer, an a-priori bound on the float64 rounding error of CROWN's bounds of it over
+        the L1 ball (None where CROWN gives none): ROUNDING_SAFETY (2 L + 2) gamma_K z, with the
+        magnitudes z of the CROWN network, pooling rewritten with ReLUs (module docstring)."""
+        magnitudes, operations, depth = self._magnitudes(x, eps)
         factor = ROUNDING_SAFETY * (2 * depth + 2) * _gamma(operations)
         return [factor * magnitudes[index] if read else None
                 for index, read in zip(self._owner, self._read, strict=True)]
+
+    def margin_lower_bounds(self, x: np.ndarray, eps: float, label: int) -> np.ndarray:
+        """Sound lower bounds of y_t - y_o (t = ``label``, every o != t) over the L1 ball, by CROWN
+        on the specification C = e_t - e_o (tighter than subtracting the logits' bounds), minus
+        the rounding bound of the module docstring for one more linear layer: the rows of C add
+        z_t + z_o to the magnitudes and one level and two roundings to the chain. A positive
+        entry proves that the network classifies every point of the ball as ``label`` for that o."""
+        point = torch.as_tensor(np.asarray(x, np.float64)[None])
+        n_outputs = self.network[-1].out_features
+        others = [o for o in range(n_outputs) if o != label]
+        spec = torch.zeros(1, len(others), n_outputs, dtype=torch.float64)
+        for row, other in enumerate(others):
+            spec[0, row, label], spec[0, row, other] = 1.0, -1.0
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the dual norm of p = 1, as in crown_bounds
+            perturbation = self._lirpa.PerturbationLpNorm(norm=1.0, eps=float(eps))
+            bounded = self._lirpa.BoundedTensor(point, perturbation)
+            lower, _ = self.module.compute_bounds(x=(bounded,), C=spec, method="backward", bound_upper=False)
+        magnitudes, operations, depth = self._magnitudes(x, eps)
+        logits = magnitudes[-1]
+        factor = ROUNDING_SAFETY * (2 * (depth + 1) + 2) * _gamma(operations + 6)
+        error = factor * np.array([logits[label] + logits[other] for other in others])
+        return lower.detach().numpy()[0] - error
 
     def bounds(self, x: np.ndarray, eps: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """The intersection of CROWN's and interval arithmetic's bounds (both sound), each widened

@@ -25,6 +25,8 @@ from nnassure.ensemble.benchmarks import Benchmark
 from nnassure.ensemble.check import AttackCheckError, check_attack
 from nnassure.ensemble.encoding import AttackProblem
 from nnassure.ensemble.instances import ClassifierShape, PairData, digit_pair, sign_pair
+from nnassure.ensemble.heuristic import HeuristicSettings
+from nnassure.ensemble.precheck import Accelerators, RowShortcuts
 from nnassure.ensemble.smt import solve_smt
 from nnassure.errors import NnassureError
 
@@ -41,6 +43,16 @@ class SolveSettings:
     bounds: str = "lirpa"
     margin: float = 1e-4
     threads: int = 1
+    heuristic: bool = True  # the primal heuristic before every MILP (nnassure.ensemble.heuristic)
+    heuristic_starts: int = 8
+    heuristic_steps: int = 40
+    precheck: bool = True  # the CROWN pre-check before every MILP (nnassure.ensemble.precheck)
+    seed: int = 0
+
+    @property
+    def accelerators(self) -> Accelerators:
+        heuristic = HeuristicSettings(self.heuristic_starts, self.heuristic_steps, self.seed) if self.heuristic else None
+        return Accelerators(heuristic, self.precheck)
 
 
 def instance_data(benchmark: Benchmark, signs_per_class: int = 300, seed: int = 0) -> PairData:
@@ -96,14 +108,15 @@ def error_record(backend: str, exc: BaseException) -> dict[str, Any]:
 def _method_record(result: AttackResult) -> dict[str, Any]:
     return {"verdict": result.verdict, "value": result.value, "optimal": result.optimal,
             "complete": result.complete, "backend": result.backend, "seconds": result.seconds,
-            "relus": dict(result.relus), "note": result.note}
+            "relus": dict(result.relus), "note": result.note, "decided_by": result.decided_by}
 
 
 def _run_milp(problem: AttackProblem, backend: str, objective: str, settings: SolveSettings,
-              starts: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> tuple[dict[str, Any], AttackResult | None]:
+              starts: Sequence[tuple[np.ndarray, np.ndarray]] = (), shortcuts: RowShortcuts | None = None
+              ) -> tuple[dict[str, Any], AttackResult | None]:
     try:
         result = find_attack(problem, backend, settings.time_limit, objective, settings.bounds, settings.margin,
-                             settings.threads, starts)
+                             settings.threads, starts, shortcuts)
     except AttackCheckError as exc:
         return {"verdict": "rejected", "value": None, "optimal": False, "complete": False, "backend": backend,
                 "seconds": None, "relus": {}, "note": str(exc)}, None
@@ -156,8 +169,10 @@ def run_row(problem: AttackProblem, settings: SolveSettings, progress: Any = Non
             progress.update(1)
 
     known: list[tuple[np.ndarray, np.ndarray]] = []  # checked attacks, MIP starts for MaxMILP
+    # The heuristic's search and the pre-check run once; each method that uses them is charged their time.
+    shortcuts = RowShortcuts(problem, settings.margin, settings.accelerators)
     for backend in settings.backends:
-        record, result = _run_milp(problem, backend, "feasibility", settings)
+        record, result = _run_milp(problem, backend, "feasibility", settings, shortcuts=shortcuts)
         methods[f"milp_{backend}"] = record
         if result is not None and result.deltas is not None:
             arrays[f"milp_{backend}_deltas"] = result.deltas
@@ -166,7 +181,7 @@ def run_row(problem: AttackProblem, settings: SolveSettings, progress: Any = Non
         step(f"milp {backend}")
     try:
         baselines = baseline_values(problem, settings.table_backend, settings.time_limit, settings.margin,
-                                    settings.bounds, settings.threads)
+                                    settings.bounds, settings.threads, shortcuts)
         methods["baselines"] = {"verdict": "done", "uniform": baselines.uniform,
                                 "best_deterministic": baselines.best_deterministic,
                                 "backend": settings.table_backend, "seconds": baselines.seconds}
@@ -182,7 +197,7 @@ def run_row(problem: AttackProblem, settings: SolveSettings, progress: Any = Non
                                 "backend": settings.table_backend, "seconds": None,
                                 "note": f"{type(exc).__name__}: {exc}"}
     step("baselines")
-    record, result = _run_milp(problem, settings.table_backend, "max-sum", settings, known)
+    record, result = _run_milp(problem, settings.table_backend, "max-sum", settings, known, shortcuts)
     methods["maxmilp"] = record
     if result is not None and result.deltas is not None:
         arrays["maxmilp_deltas"] = result.deltas

@@ -25,7 +25,9 @@ def settings_from(cfg: DictConfig) -> SolveSettings:
     e = cfg.ensemble
     return SolveSettings(backends=tuple(e.backends), table_backend=e.table_backend, smt=e.smt,
                          time_limit=float(e.time_limit), smt_time_limit=float(e.smt_time_limit), bounds=e.bounds,
-                         margin=float(e.margin), threads=int(cfg.threads))
+                         margin=float(e.margin), threads=int(cfg.threads), heuristic=bool(e.heuristic),
+                         heuristic_starts=int(e.heuristic_starts), heuristic_steps=int(e.heuristic_steps),
+                         precheck=bool(e.precheck), seed=int(e.seed))
 
 
 def main(cfg: DictConfig) -> None:
