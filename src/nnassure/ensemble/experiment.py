@@ -24,8 +24,8 @@ from nnassure.ensemble.baselines import BaselineSolverError, BaselineTimeout, ba
 from nnassure.ensemble.benchmarks import Benchmark
 from nnassure.ensemble.check import AttackCheckError, check_attack
 from nnassure.ensemble.encoding import AttackProblem
-from nnassure.ensemble.instances import ClassifierShape, PairData, digit_pair, sign_pair
 from nnassure.ensemble.heuristic import HeuristicSettings
+from nnassure.ensemble.instances import ClassifierShape, PairData, digit_pair, sign_pair
 from nnassure.ensemble.precheck import Accelerators, RowShortcuts
 from nnassure.ensemble.smt import solve_smt
 from nnassure.errors import NnassureError
@@ -51,7 +51,9 @@ class SolveSettings:
 
     @property
     def accelerators(self) -> Accelerators:
-        heuristic = HeuristicSettings(self.heuristic_starts, self.heuristic_steps, self.seed) if self.heuristic else None
+        heuristic = None
+        if self.heuristic:
+            heuristic = HeuristicSettings(self.heuristic_starts, self.heuristic_steps, self.seed)
         return Accelerators(heuristic, self.precheck)
 
 

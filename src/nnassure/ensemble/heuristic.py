@@ -130,7 +130,8 @@ class _Pieces:
     def record(self, deltas: np.ndarray, fooled: np.ndarray, points: np.ndarray) -> None:
         """``fooled`` (|C|, m) for the perturbations ``deltas`` (m, d) of the points ``points`` (m,)."""
         codes = self._weights @ fooled
-        for code, row in zip(*np.unique(points * (1 << self.n_classifiers) + codes, return_index=True), strict=True):
+        _, first = np.unique(points * (1 << self.n_classifiers) + codes, return_index=True)
+        for row in first:
             if codes[row]:
                 key = tuple(bool(v) for v in fooled[:, row])
                 self.by_set[points[row]].setdefault(key, deltas[row].copy())
