@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnassure.bench import certify, ensemble, kri, proven, resources, video
+from nnassure.bench import certify, ensemble, kri, proven, resources, run, video
 
 
 def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) -> str:
@@ -26,6 +26,7 @@ def _error(capsys: pytest.CaptureFixture[str], main: object, argv: list[str]) ->
     (video, [], "video/bounds/0.json"),
     (kri, [], "kri/infer/NNet/brightness.nc"),
     (resources, [], "benchmarks"),
+    (run, [], "benchmarks"),
 ])
 def test_a_missing_input_stops_a_benchmark_in_one_line(tmp_path: Path, capsys, module, extra, missing) -> None:
     out = tmp_path / "report.md"
@@ -95,3 +96,41 @@ def test_the_resources_report_flags_a_configured_value_below_a_measured_job(tmp_
     assert row.endswith("| mem_mb, runtime |")
     assert f"| {resources.suggested(rss, seconds)[0]} | {resources.suggested(rss, seconds)[1]} |" in row
     assert "| data | 0 |" in (tmp_path / "r.md").read_text()
+
+
+def _benchmark_file(path: Path, seconds: float, end: float) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:00\t100\t1\t1\t1\t0\t0\t99.0\t{seconds * 0.9}\n")
+    os.utime(path, (end, end))
+
+
+def test_the_run_report_reads_wall_time_and_families_from_the_benchmark_files(tmp_path: Path) -> None:
+    bench = tmp_path / "smoke" / "benchmarks"
+    start = 1_000_000.0
+    # data (shared by two families) 0-10 s, certify 10-70 s and 10-40 s on two cores, ensemble_row 40-100 s
+    _benchmark_file(bench / "data" / "a.tsv", 10.0, start + 10)
+    _benchmark_file(bench / "certify" / "a_c1.tsv", 60.0, start + 70)
+    _benchmark_file(bench / "certify" / "b_c1.tsv", 30.0, start + 40)
+    _benchmark_file(bench / "ensemble_row" / "3.tsv", 60.0, start + 100)
+    out = tmp_path / "run.md"
+    run.main(["experiment=smoke", f"results_dir={tmp_path}", "--budget", "1", "--out", str(out)])
+    text = out.read_text()
+    assert "**1 min 40.0 s** (budget 1 min: OVER)" in text  # first start 0 s, last end 100 s
+    assert "| verified-classification | 2 | 1 min 30.0 s | 56% | 60.0 s | 1 min 00.0 s |" in text
+    assert "| ensemble | 1 | 1 min 00.0 s | 38% | 60.0 s | 1 min 00.0 s |" in text
+    assert "| shared | 1 |" in text
+    run.main(["experiment=smoke", f"results_dir={tmp_path}", "--budget", "2", "--out", str(out)])
+    assert "(budget 2 min: within)" in out.read_text()
+
+
+def test_every_stage_but_the_sweep_summary_belongs_to_a_family_or_is_shared() -> None:
+    from nnassure.bench.run import SHARED, stage_families
+    from nnassure.stage_keys import STAGES
+
+    families = stage_families()
+    assert set(STAGES) - set(families) == {"sweep_summary"}
+    assert families["data"] == SHARED and families["certify"] == "verified-classification"
+    assert families["ensemble_row"] == "ensemble" and families["kri_infer"] == "kri"
