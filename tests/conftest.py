@@ -53,6 +53,14 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir / "results" / "smoke"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on a real SLURM cluster run last. They install Slurm's client commands, and once
+    ``sinfo`` is on PATH the SLURM executor plugin runs ``scontrol show config`` whenever Snakemake
+    starts (its import computes a help text from MinJobAge); with no controller answering, that
+    waits for its 10 s timeout, on every later Snakemake start of the suite (measured: 9 s)."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line on whether the tests on a real SLURM cluster ran, so that a skip is not missed."""
     stats = terminalreporter.stats
