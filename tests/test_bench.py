@@ -134,3 +134,14 @@ def test_every_stage_but_the_sweep_summary_belongs_to_a_family_or_is_shared() ->
     assert set(STAGES) - set(families) == {"sweep_summary"}
     assert families["data"] == SHARED and families["certify"] == "verified-classification"
     assert families["ensemble_row"] == "ensemble" and families["kri_infer"] == "kri"
+
+
+def test_a_warm_jobs_usage_record_replaces_the_launchers_cpu_time_and_memory(tmp_path: Path) -> None:
+    from nnassure.bench._common import job_usage
+
+    path = tmp_path / "job.tsv"
+    _benchmark_file(path, 10.0, 1_000_000.0)
+    assert job_usage(path)["max_rss_mb"] == 100 and job_usage(path)["cpu_seconds"] == 9.0
+    (tmp_path / "job.tsv.usage.json").write_text('{"cpu_seconds": 4.0, "max_rss_mb": 1500.0, "worker_pid": 1}')
+    usage = job_usage(path)
+    assert usage["max_rss_mb"] == 1500.0 and usage["cpu_seconds"] == 4.0 and usage["mean_load"] == 40.0

@@ -112,3 +112,44 @@ def tracked_run(cfg: DictConfig, stage: str, name: str) -> Iterator[Tracker]:
     except BaseException:
         run.finish(exit_code=1)
         raise
+
+
+# How long the shared service outlives its last client: it is stopped when the run ends, and
+# this bounds its life when the Snakemake process that started it is killed.
+SHARED_SERVICE_IDLE = "2m"
+
+
+def start_shared_service(cfg: DictConfig) -> str | None:
+    """Start one detached wandb-core service for the local jobs of a run and return its address
+    (for ``WANDB_SERVICE``), or None when tracking is disabled or a service is already given.
+
+    Every ``wandb.init`` otherwise starts and tears down a wandb-core process of its own: measured
+    here, 4.5 s of each job's time with tracking offline (a stage doing nothing: 4.5 s disabled,
+    8.9 s offline, 6.9 s with a shared service). W&B documents the shared service for processes
+    on one host (``wandb beta core start``); jobs on other hosts (SLURM) must not get it."""
+    if cfg.tracking.mode == "disabled" or os.environ.get("WANDB_SERVICE"):
+        return None
+    import subprocess
+    import sys
+
+    _prepare_environment(cfg)
+    started = subprocess.run([sys.executable, "-m", "wandb", "beta", "core", "start", "--idle-timeout",
+                              SHARED_SERVICE_IDLE], capture_output=True, text=True, timeout=120)
+    token = started.stdout.strip().splitlines()[-1] if started.stdout.strip() else ""
+    if started.returncode != 0 or not token:
+        # Not fatal: each job then starts its own service, as without this.
+        print(f"nnassure: no shared wandb-core service ({started.stderr.strip()[-200:]}); every job starts its own",
+              file=sys.stderr)
+        return None
+    return token
+
+
+def stop_shared_service(token: str | None) -> None:
+    """Stop the service :func:`start_shared_service` started (its idle timeout would otherwise)."""
+    if not token:
+        return
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "wandb", "beta", "core", "stop"], capture_output=True, text=True,
+                   timeout=120, env={**os.environ, "WANDB_SERVICE": token})

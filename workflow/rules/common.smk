@@ -59,12 +59,48 @@ PATHS = ExperimentPaths.from_config(CFG)
 # Under SLURM, refuse before any sbatch a run whose jobs would fail for want of a partition or run
 # in another one than asked (nnassure.slurm). In onstart: the executor is chosen after the
 # Snakefile is read, and onstart runs before the first submission (not on dry runs).
+#
+# Local jobs share one wandb-core service (nnassure.tracking.start_shared_service): each job's
+# W&B run otherwise starts a service process of its own, seconds of every job. The jobs inherit
+# WANDB_SERVICE from this process; jobs elsewhere (SLURM) start their own.
 onstart:
     if workflow.executor_plugin.name == "slurm":
         from nnassure.slurm import slurm_partition_problem
 
         if problem := slurm_partition_problem(workflow.resource_settings.default_resources):
             sys.exit(f"nnassure: {problem}")
+    if workflow.local_exec:
+        from nnassure.tracking import start_shared_service
+        from nnassure.warmstart import start_server
+
+        if token := start_shared_service(CFG):
+            os.environ["WANDB_SERVICE"] = LOCAL_SERVICES["wandb"] = token
+        if os.environ.get("NNASSURE_WARMSTART") != "off":
+            if server := start_server(CFG.tracking.mode != "disabled"):
+                LOCAL_SERVICES["warmstart"] = server
+                os.environ["NNASSURE_WARMSTART"] = server[1]
+
+
+# Local jobs also start warm (nnassure.warmstart): a server imports what the stages import once,
+# and each job (nnassure.launch) runs in a fork of it. NNASSURE_WARMSTART=off starts every job
+# on its own.
+LOCAL_SERVICES = {"wandb": None, "warmstart": None}
+
+
+def _stop_local_services():
+    from nnassure.tracking import stop_shared_service
+    from nnassure.warmstart import stop_server
+
+    stop_server(LOCAL_SERVICES["warmstart"])
+    stop_shared_service(LOCAL_SERVICES["wandb"])
+
+
+onsuccess:
+    _stop_local_services()
+
+
+onerror:
+    _stop_local_services()
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
@@ -128,7 +164,8 @@ class Site:
         return self.cfg.resources[stage_name].threads
 
     def stage(self, name):
-        return f"python -m nnassure.stages.{name} {self.args}"
+        # {benchmark}.usage.json: the job's CPU time and RSS when it runs warm (nnassure.launch)
+        return f"NNASSURE_JOB_USAGE={{benchmark}}.usage.json python -m nnassure.launch {name} {self.args}"
 
     def config_digest(self, stage_name):
         """Params for a rule: a hash of the values of the config keys the stage reads (declared in

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from nnassure.bench._common import bench_main
+from nnassure.bench._common import bench_main, job_usage
 from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
 from nnassure.stage_keys import STAGES
@@ -40,17 +40,11 @@ def measured(benchmarks: Path) -> pd.DataFrame:
     rows = []
     for stage in STAGES:
         files = sorted((benchmarks / stage).rglob("*.tsv")) if (benchmarks / stage).is_dir() else []
-        frames = []
-        for path in files:
-            try:
-                frames.append(pd.read_csv(path, sep="\t", na_values=["-"]))
-            except (OSError, ValueError) as exc:
-                raise InputFileError(f"{path}: not a Snakemake benchmark file ({exc})") from None
-        if frames:
-            table = pd.concat(frames, ignore_index=True)
-            rows.append({"stage": stage, "jobs": len(files), "max_rss_mb": float(table["max_rss"].max()),
-                         "seconds": float(table["s"].max()),
-                         "mean_load": float(table.loc[table["s"].idxmax(), "mean_load"])})
+        if files:
+            table = pd.DataFrame([job_usage(path) for path in files])
+            rows.append({"stage": stage, "jobs": len(files), "max_rss_mb": float(table["max_rss_mb"].max()),
+                         "seconds": float(table["seconds"].max()),
+                         "mean_load": float(table.loc[table["seconds"].idxmax(), "mean_load"])})
     return pd.DataFrame(rows, columns=["stage", "jobs", "max_rss_mb", "seconds", "mean_load"])
 
 

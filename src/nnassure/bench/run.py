@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from nnassure.bench._common import bench_main
+from nnassure.bench._common import bench_main, job_usage
 from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
 from nnassure.stage_keys import STAGES
@@ -51,11 +51,8 @@ def job_times(benchmarks: Path) -> pd.DataFrame:
     rows = []
     for path in sorted(benchmarks.rglob("*.tsv")):
         stage = path.relative_to(benchmarks).parts[0]
-        try:
-            table = pd.read_csv(path, sep="\t", na_values=["-"])
-            seconds, cpu = float(table["s"].iloc[0]), float(table["cpu_time"].fillna(0).iloc[0])
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise InputFileError(f"{path}: not a Snakemake benchmark file ({type(exc).__name__}: {exc})") from None
+        usage = job_usage(path)
+        seconds, cpu = usage["seconds"], usage["cpu_seconds"]
         end = path.stat().st_mtime
         rows.append({"stage": stage, "seconds": seconds, "cpu_seconds": cpu, "start": end - seconds, "end": end})
     return pd.DataFrame(rows, columns=["stage", "seconds", "cpu_seconds", "start", "end"])
