@@ -136,12 +136,14 @@ def test_every_stage_but_the_sweep_summary_belongs_to_a_family_or_is_shared() ->
     assert families["ensemble_row"] == "ensemble" and families["kri_infer"] == "kri"
 
 
-def test_a_warm_jobs_usage_record_replaces_the_launchers_cpu_time_and_memory(tmp_path: Path) -> None:
-    from nnassure.bench._common import job_usage
-
-    path = tmp_path / "job.tsv"
-    _benchmark_file(path, 10.0, 1_000_000.0)
-    assert job_usage(path)["max_rss_mb"] == 100 and job_usage(path)["cpu_seconds"] == 9.0
-    (tmp_path / "job.tsv.usage.json").write_text('{"cpu_seconds": 4.0, "max_rss_mb": 1500.0, "worker_pid": 1}')
-    usage = job_usage(path)
-    assert usage["max_rss_mb"] == 1500.0 and usage["cpu_seconds"] == 4.0 and usage["mean_load"] == 40.0
+def test_warm_jobs_usage_records_count_in_cpu_time_and_memory(tmp_path: Path) -> None:
+    bench, logs = tmp_path / "smoke" / "benchmarks", tmp_path / "smoke" / "logs"
+    _benchmark_file(bench / "certify" / "a_c1.tsv", 10.0, 1_000_000.0)  # cpu 9 s, max RSS 100 MB (the launcher)
+    (logs / "certify").mkdir(parents=True)
+    (logs / "certify" / "a_c1.log.usage.json").write_text('{"cpu_seconds": 4.0, "max_rss_mb": 1500.0, "worker_pid": 1}')
+    run.main(["experiment=smoke", f"results_dir={tmp_path}", "--out", str(tmp_path / "run.md")])
+    row = next(line for line in (tmp_path / "run.md").read_text().splitlines() if line.startswith("| certify |"))
+    assert row.endswith("| 13.0 s |")  # 9 s of the benchmark file + 4 s of the fork
+    resources.main(["experiment=smoke", f"results_dir={tmp_path}", "--out", str(tmp_path / "r.md")])
+    row = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| certify |"))
+    assert row.startswith("| certify | 1 | 1500 | 10.0 | warm |")

@@ -224,6 +224,29 @@ def stop_server(server: tuple[object, str] | None) -> None:
         pass
 
 
+def start_local_services(cfg: object) -> dict:
+    """For a local Snakemake run: the shared wandb-core service (nnassure.tracking) and the
+    warm-start server, their addresses put in this process's environment, which every job
+    inherits. ``NNASSURE_WARMSTART=off`` in the environment keeps every job cold."""
+    from nnassure.tracking import start_shared_service
+
+    services: dict = {"wandb": start_shared_service(cfg), "server": None}  # type: ignore[arg-type]
+    if services["wandb"]:
+        os.environ["WANDB_SERVICE"] = services["wandb"]
+    if os.environ.get("NNASSURE_WARMSTART") != "off":
+        services["server"] = start_server(cfg.tracking.mode != "disabled")  # type: ignore[attr-defined]
+        if services["server"] is not None:
+            os.environ["NNASSURE_WARMSTART"] = services["server"][1]
+    return services
+
+
+def stop_local_services(services: dict) -> None:
+    from nnassure.tracking import stop_shared_service
+
+    stop_server(services.get("server"))
+    stop_shared_service(services.get("wandb"))
+
+
 def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m nnassure.warmstart <socket path>")

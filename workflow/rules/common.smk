@@ -60,9 +60,8 @@ PATHS = ExperimentPaths.from_config(CFG)
 # in another one than asked (nnassure.slurm). In onstart: the executor is chosen after the
 # Snakefile is read, and onstart runs before the first submission (not on dry runs).
 #
-# Local jobs share one wandb-core service (nnassure.tracking.start_shared_service): each job's
-# W&B run otherwise starts a service process of its own, seconds of every job. The jobs inherit
-# WANDB_SERVICE from this process; jobs elsewhere (SLURM) start their own.
+# Local jobs start warm (nnassure.warmstart: each runs in a fork of a server that imported the
+# stages once) and share one wandb-core service; jobs elsewhere (SLURM) start on their own.
 onstart:
     if workflow.executor_plugin.name == "slurm":
         from nnassure.slurm import slurm_partition_problem
@@ -70,37 +69,26 @@ onstart:
         if problem := slurm_partition_problem(workflow.resource_settings.default_resources):
             sys.exit(f"nnassure: {problem}")
     if workflow.local_exec:
-        from nnassure.tracking import start_shared_service
-        from nnassure.warmstart import start_server
+        from nnassure.warmstart import start_local_services
 
-        if token := start_shared_service(CFG):
-            os.environ["WANDB_SERVICE"] = LOCAL_SERVICES["wandb"] = token
-        if os.environ.get("NNASSURE_WARMSTART") != "off":
-            if server := start_server(CFG.tracking.mode != "disabled"):
-                LOCAL_SERVICES["warmstart"] = server
-                os.environ["NNASSURE_WARMSTART"] = server[1]
+        LOCAL_SERVICES.append(start_local_services(CFG))
 
 
-# Local jobs also start warm (nnassure.warmstart): a server imports what the stages import once,
-# and each job (nnassure.launch) runs in a fork of it. NNASSURE_WARMSTART=off starts every job
-# on its own.
-LOCAL_SERVICES = {"wandb": None, "warmstart": None}
-
-
-def _stop_local_services():
-    from nnassure.tracking import stop_shared_service
-    from nnassure.warmstart import stop_server
-
-    stop_server(LOCAL_SERVICES["warmstart"])
-    stop_shared_service(LOCAL_SERVICES["wandb"])
+LOCAL_SERVICES = []
 
 
 onsuccess:
-    _stop_local_services()
+    from nnassure.warmstart import stop_local_services
+
+    for services in LOCAL_SERVICES:
+        stop_local_services(services)
 
 
 onerror:
-    _stop_local_services()
+    from nnassure.warmstart import stop_local_services
+
+    for services in LOCAL_SERVICES:
+        stop_local_services(services)
 ENV = "../../envs/nnassure.yaml"
 # envs/nnassure.post-deploy.sh installs this repository into the --use-conda environment; Snakemake
 # runs a copy of it from .snakemake/conda/, so it learns the repository from here.
@@ -164,8 +152,8 @@ class Site:
         return self.cfg.resources[stage_name].threads
 
     def stage(self, name):
-        # {benchmark}.usage.json: the job's CPU time and RSS when it runs warm (nnassure.launch)
-        return f"NNASSURE_JOB_USAGE={{benchmark}}.usage.json python -m nnassure.launch {name} {self.args}"
+        # {log}.usage.json: the job's CPU time and RSS when it runs warm (nnassure.launch)
+        return f"NNASSURE_JOB_USAGE={{log}}.usage.json python -m nnassure.launch {name} {self.args}"
 
     def config_digest(self, stage_name):
         """Params for a rule: a hash of the values of the config keys the stage reads (declared in

@@ -52,31 +52,33 @@ def bench_main(name: str, parser: argparse.ArgumentParser, run: Callable[[DictCo
     print(report)
 
 
-def job_usage(path: Path) -> dict[str, float]:
-    """One job's wall seconds, CPU seconds, max RSS (MB) and mean load from its Snakemake
-    benchmark file. A job that ran warm (nnassure.warmstart) ran in a fork of the server, which
-    the benchmark does not see; its launcher wrote the fork's CPU time and max RSS to
-    ``<file>.usage.json``, and those replace the benchmark's (the CPU share is recomputed)."""
-    import json
-
+def benchmark_usage(path: Path) -> dict[str, float]:
+    """One job's wall seconds, CPU seconds, max RSS (MB) and mean load from its Snakemake benchmark file."""
     import pandas as pd
 
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["-"])
-        row = table.iloc[0]
-        usage = {"seconds": float(row["s"]), "cpu_seconds": float(row.get("cpu_time", 0.0) or 0.0),
-                 "max_rss_mb": float(row["max_rss"]) if pd.notna(row["max_rss"]) else float("nan"),
-                 "mean_load": float(row["mean_load"]) if pd.notna(row["mean_load"]) else float("nan")}
+        row = pd.read_csv(path, sep="\t", na_values=["-"]).iloc[0]
+        return {"seconds": float(row["s"]), "cpu_seconds": float(0.0 if pd.isna(row["cpu_time"]) else row["cpu_time"]),
+                "max_rss_mb": float(row["max_rss"]), "mean_load": float(row["mean_load"])}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise InputFileError(f"{path}: not a Snakemake benchmark file ({type(exc).__name__}: {exc})") from None
-    warm = path.with_name(path.name + ".usage.json")
-    if warm.exists():
+
+
+def warm_usage(logs: Path, stage: str) -> list[dict[str, float]]:
+    """CPU seconds and max RSS of the stage's jobs that ran warm (nnassure.warmstart).
+
+    Such a job runs in a fork of the server, which Snakemake's benchmark of the job (it measures
+    the launcher) does not see; the launcher records the fork's use in ``<log>.usage.json``. So
+    a stage's CPU time is its benchmark files' (cold jobs, and the launchers of warm ones) plus
+    these, and its largest RSS the largest of both."""
+    import json
+
+    records = []
+    for path in sorted((logs / stage).rglob("*.usage.json")) if (logs / stage).is_dir() else []:
         try:
-            measured = json.loads(warm.read_text())
-            usage["cpu_seconds"] = float(measured["cpu_seconds"])
-            usage["max_rss_mb"] = float(measured["max_rss_mb"])
+            measured = json.loads(path.read_text())
+            records.append({"cpu_seconds": float(measured["cpu_seconds"]), "max_rss_mb": float(measured["max_rss_mb"])})
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputFileError(f"{warm}: not a usage record of nnassure.launch ({type(exc).__name__}: {exc})"
+            raise InputFileError(f"{path}: not a usage record of nnassure.launch ({type(exc).__name__}: {exc})"
                                  ) from None
-        usage["mean_load"] = 100.0 * usage["cpu_seconds"] / usage["seconds"] if usage["seconds"] > 0 else 0.0
-    return usage
+    return records

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from nnassure.bench._common import bench_main, job_usage
+from nnassure.bench._common import bench_main, benchmark_usage, warm_usage
 from nnassure.errors import InputFileError
 from nnassure.paths import ExperimentPaths
 from nnassure.stage_keys import STAGES
@@ -51,7 +51,7 @@ def job_times(benchmarks: Path) -> pd.DataFrame:
     rows = []
     for path in sorted(benchmarks.rglob("*.tsv")):
         stage = path.relative_to(benchmarks).parts[0]
-        usage = job_usage(path)
+        usage = benchmark_usage(path)
         seconds, cpu = usage["seconds"], usage["cpu_seconds"]
         end = path.stat().st_mtime
         rows.append({"stage": stage, "seconds": seconds, "cpu_seconds": cpu, "start": end - seconds, "end": end})
@@ -75,13 +75,16 @@ def report(cfg: DictConfig, args: argparse.Namespace) -> str:
     if unknown:
         raise InputFileError(f"{paths.benchmarks}: benchmark files of unknown stage(s) {', '.join(unknown)}")
     jobs["family"] = jobs["stage"].map(families)
+    # The CPU time of warm jobs is in their usage records (the benchmark measured the launcher).
+    warm_cpu = {stage: sum(r["cpu_seconds"] for r in warm_usage(paths.logs, stage)) for stage in set(jobs["stage"])}
     wall = float(jobs["end"].max() - jobs["start"].min())
     budget = float(args.budget) * 60
     lines = [f"# Run time of the {cfg.grid.name} experiment", "",
              f"From {len(jobs)} benchmark files, one per job ({paths.benchmarks}). Wall time, first job's start "
              f"to last job's end: **{_minutes(wall)}** (budget {args.budget:g} min: "
              f"{'within' if wall <= budget else 'OVER'}). Job time summed over every job: "
-             f"{_minutes(float(jobs['seconds'].sum()))}; CPU time: {_minutes(float(jobs['cpu_seconds'].sum()))}. "
+             f"{_minutes(float(jobs['seconds'].sum()))}; CPU time: "
+             f"{_minutes(float(jobs['cpu_seconds'].sum()) + sum(warm_cpu.values()))}. "
              "Snakemake's parse before the first job is not in these files.", "",
              "## Per family", "",
              "| family | jobs | job time | share of job time | longest job | span (first start - last end) |",
@@ -91,11 +94,12 @@ def report(cfg: DictConfig, args: argparse.Namespace) -> str:
         lines.append(f"| {family} | {len(group)} | {_minutes(float(group['seconds'].sum()))} | "
                      f"{group['seconds'].sum() / total:.0%} | {group['seconds'].max():.1f} s | "
                      f"{_minutes(float(group['end'].max() - group['start'].min()))} |")
-    lines += ["", "## Per stage", "", "| stage | family | jobs | job time | mean per job | longest |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Per stage", "", "| stage | family | jobs | job time | mean per job | longest | CPU time |",
+              "|---|---|---|---|---|---|---|"]
     for stage, group in sorted(jobs.groupby("stage"), key=lambda item: -item[1]["seconds"].sum()):
         lines.append(f"| {stage} | {families[stage]} | {len(group)} | {group['seconds'].sum():.1f} s | "
-                     f"{group['seconds'].mean():.1f} s | {group['seconds'].max():.1f} s |")
+                     f"{group['seconds'].mean():.1f} s | {group['seconds'].max():.1f} s | "
+                     f"{group['cpu_seconds'].sum() + warm_cpu[stage]:.1f} s |")
     return "\n".join(lines) + "\n"
 
 
