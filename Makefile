@@ -58,6 +58,8 @@ bench: run
 	$(BIN)/python -m nnassure.bench.kri experiment=quick threads=1
 	# what every stage's jobs used against conf/resources/
 	$(BIN)/python -m nnassure.bench.resources experiment=quick
+	# make run's wall time and where it went, per family, from the same files
+	$(BIN)/python -m nnassure.bench.run experiment=quick
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -224,16 +224,16 @@ def stop_server(server: tuple[object, str] | None) -> None:
         pass
 
 
-def start_local_services(cfg: object) -> dict:
-    """For a local Snakemake run: the shared wandb-core service (nnassure.tracking) and the
-    warm-start server, their addresses put in this process's environment, which every job
-    inherits. ``NNASSURE_WARMSTART=off`` in the environment keeps every job cold."""
+def start_local_services(cfg: object, warm: bool = True) -> dict:
+    """For a local Snakemake run: the shared wandb-core service (nnassure.tracking) and, when
+    ``warm``, the warm-start server, their addresses put in this process's environment, which
+    every job inherits. ``NNASSURE_WARMSTART=off`` in the environment keeps every job cold."""
     from nnassure.tracking import start_shared_service
 
     services: dict = {"wandb": start_shared_service(cfg), "server": None}  # type: ignore[arg-type]
     if services["wandb"]:
         os.environ["WANDB_SERVICE"] = services["wandb"]
-    if os.environ.get("NNASSURE_WARMSTART") != "off":
+    if warm and os.environ.get("NNASSURE_WARMSTART") != "off":
         services["server"] = start_server(cfg.tracking.mode != "disabled")  # type: ignore[attr-defined]
         if services["server"] is not None:
             os.environ["NNASSURE_WARMSTART"] = services["server"][1]

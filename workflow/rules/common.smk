@@ -71,7 +71,9 @@ onstart:
     if workflow.local_exec:
         from nnassure.warmstart import start_local_services
 
-        LOCAL_SERVICES.append(start_local_services(CFG))
+        # Under --use-conda (or any deployment method) the jobs' Python is another environment's:
+        # a server of this one would run them in the wrong one.
+        LOCAL_SERVICES.append(start_local_services(CFG, warm=not workflow.deployment_settings.deployment_method))
 
 
 LOCAL_SERVICES = []
