@@ -52,7 +52,9 @@ bench: run
 	$(BIN)/python -m nnassure.bench.certify experiment=quick dataset=c train.cost_fn=1 threads=$(CORES)
 	$(BIN)/python -m nnassure.bench.proven experiment=quick proven.model=digits_relu_4x128 threads=$(CORES)
 	# one solver thread, as the ensemble_row jobs whose times it reports ran
-	$(BIN)/python -m nnassure.bench.ensemble experiment=quick threads=1
+	# (per row: the run's result and the paper's time; the MILP bare and with its shortcuts; big-M)
+	$(BIN)/python -m nnassure.bench.ensemble experiment=quick threads=1 --compare-limit 20 --big-m-limit 60 \
+		--sweep-limit 20
 	$(BIN)/python -m nnassure.bench.video experiment=quick threads=1
 	# one torch thread, as the kri_infer jobs ran
 	$(BIN)/python -m nnassure.bench.kri experiment=quick threads=1

@@ -245,3 +245,16 @@ def test_l1_projection_is_the_nearest_point_of_the_ball():
             assert (p[row] - v[row]).norm() <= nearest + 1e-9
     assert project_l1_ball(torch.as_tensor([[3.0, -1.0]]), 2.0).tolist() == [[2.0, 0.0]]
     assert project_l1_ball(torch.as_tensor([[1.0, 1.0]]), 1.0).tolist() == [[0.5, 0.5]]
+
+
+def test_baselines_on_a_ball_where_crown_proves_every_point_are_zero_without_a_milp(monkeypatch):
+    problem = paper_problem("relu", 2, 0.9, 0.1)  # nothing within reach fools either classifier
+    bare = baseline_values(problem, "highs", TIME_LIMIT)
+
+    def no_milp(*args, **kwargs):
+        raise AssertionError("the MILP ran although the pre-check proved every point")
+
+    monkeypatch.setattr("nnassure.ensemble.baselines.solve", no_milp)
+    fast = baseline_values(problem, "highs", TIME_LIMIT, shortcuts=shortcuts(problem))
+    assert fast.uniform == bare.uniform == 0.0 and fast.best_deterministic == bare.best_deterministic == 0.0
+    assert not fast.attacks.any()

@@ -44,16 +44,26 @@ def per_classifier_attacks(problem: AttackProblem, backend: str = "highs", time_
     """delta_c for every classifier: one attack maximising c's misclassified points.
 
     With ``shortcuts``, the primal heuristic's attack for c alone comes first: when it fools c on
-    every point it is optimal (the objective's maximum |X|) and no MILP runs; otherwise it is the
-    MILP's start."""
+    every point it is optimal (the objective's maximum |X|) and no MILP runs; when it fools c
+    nowhere and the CROWN pre-check proves c right on every point, zero is optimal; otherwise the
+    heuristic's attack is the MILP's start."""
     attacks, seconds = [], 0.0
     search = shortcuts.search() if shortcuts is not None else None
     if search is not None:
         seconds += search.seconds
+    check = None
     for c, layers in enumerate(problem.classifiers):
         if search is not None and search.single_fooled[c] == len(problem.points):
             attacks.append(search.single[c])
             continue
+        if shortcuts is not None and search is not None and search.single_fooled[c] == 0:
+            if check is None and (check := shortcuts.precheck()) is not None:
+                seconds += check.seconds
+            if check is not None and check.proven[c].all():
+                # CROWN proves c right on every point's ball: no attack fools it anywhere, so the
+                # zero attack is optimal for c alone
+                attacks.append(np.zeros_like(problem.points))
+                continue
         single = AttackProblem([layers], problem.points, problem.labels, 1, problem.eps, 0.0)
         encoding = encode(single, "max-sum", bounds, margin)
         start = None
