@@ -528,6 +528,14 @@ def test_compose_pipeline_equals_a_compose_per_data_set(overrides):
         assert OmegaConf.is_readonly(variant)
 
 
+def test_a_full_compose_cache_still_returns_every_config(monkeypatch):
+    from nnassure import config
+
+    monkeypatch.setattr(config, "_COMPOSED_MAX", 1)
+    first, second = compose_many([["experiment=smoke"], ["experiment=quick"]])  # the second evicts the first
+    assert (first.grid.name, second.grid.name) == ("smoke", "quick")
+
+
 def test_compose_many_reports_the_bad_one():
     with pytest.raises(ConfigError, match="model.depth"):
         compose_many([["experiment=smoke"], ["model.depth=9"]])

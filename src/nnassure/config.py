@@ -837,14 +837,17 @@ def _composed(override_lists: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     those not composed before."""
     state = _conf_state()
     keys = [(state, tuple(overrides)) for overrides in override_lists]
-    missing = [key for key in dict.fromkeys(keys) if key not in _COMPOSED]
+    # Taken out of the cache first: making room for the missing ones may evict them.
+    found = {key: _COMPOSED[key] for key in dict.fromkeys(keys) if key in _COMPOSED}
+    missing = [key for key in dict.fromkeys(keys) if key not in found]
     if missing:
         with _hydra():
             for key in missing:
+                found[key] = _compose_data(key[1])
                 if len(_COMPOSED) >= _COMPOSED_MAX:
                     del _COMPOSED[next(iter(_COMPOSED))]
-                _COMPOSED[key] = _compose_data(key[1])
-    return [copy.deepcopy(_COMPOSED[key]) for key in keys]
+                _COMPOSED[key] = found[key]
+    return [copy.deepcopy(found[key]) for key in keys]
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
