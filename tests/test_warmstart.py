@@ -24,8 +24,8 @@ def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "NNASSURE_STAGE_PACKAGE": "warm_stages", **extra}
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start() -> tuple:
+    """A server that imports the test stages (it reads the stage package from its environment)."""
     saved = dict(os.environ)
     os.environ.update(_env())
     try:
@@ -34,6 +34,12 @@ def server():
         os.environ.clear()
         os.environ.update(saved)
     assert started is not None
+    return started
+
+
+@pytest.fixture(scope="module")
+def server():
+    started = _start()
     yield started[1]
     stop_server(started)
     assert not Path(started[1]).exists()
@@ -124,14 +130,7 @@ def test_a_killed_launcher_leaves_no_stage_running(server, tmp_path) -> None:
 
 
 def test_stopping_the_server_stops_its_jobs(tmp_path) -> None:
-    saved = dict(os.environ)
-    os.environ.update(_env())
-    try:
-        started = start_server(tracking=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    assert started is not None
+    started = _start()
     pid_file = tmp_path / "pid"
     client = subprocess.Popen([sys.executable, "-m", "nnassure.launch", "sleeper", str(pid_file)],
                               env=_env(NNASSURE_WARMSTART=started[1]), stdout=subprocess.DEVNULL,
