@@ -31,6 +31,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,slurm]'
 	# auto_LiRPA 0.3 pins torch<1.13; it runs on 2.13 with nnassure.lirpa_compat's patches.
 	$(BIN)/python -m pip install --quiet --no-deps auto_LiRPA==0.3
+	# onnx2torch 1.5.15 requires torchvision, which does not load beside this torch; it runs
+	# without it (nnassure.onnx_compat), so it is installed alone too.
+	$(BIN)/python -m pip install --quiet --no-deps onnx2torch==1.5.15
 	touch $(STAMP)
 
 install: $(STAMP)

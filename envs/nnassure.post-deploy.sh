@@ -11,4 +11,6 @@ if [ -z "$repo" ] || [ ! -f "$repo/pyproject.toml" ]; then
 fi
 # auto_LiRPA 0.3 pins torch<1.13; it runs on the environment's torch 2.13 with nnassure.lirpa_compat.
 python -m pip install --no-deps auto_LiRPA==0.3
+# onnx2torch requires torchvision, which does not load beside this torch (nnassure.onnx_compat).
+python -m pip install --no-deps onnx2torch==1.5.15
 python -m pip install --no-deps -e "$repo"

@@ -47,3 +47,10 @@ def test_torch_is_pinned_to_the_cpu_build_served_here() -> None:
     assert _lock()["torch"] == "2.13.0"
     assert "auto-lirpa" not in _lock()  # installed with --no-deps by the Makefile
     assert "auto_LiRPA==0.3" in (REPO / "Makefile").read_text()
+
+
+def test_onnx2torch_is_installed_without_its_torchvision_requirement() -> None:
+    # onnx2torch's metadata asks for torchvision, which would pull another torch build.
+    assert "onnx2torch" not in _lock() and "torchvision" not in _lock()
+    assert "--no-deps onnx2torch==1.5.15" in (REPO / "Makefile").read_text()
+    assert "--no-deps onnx2torch==1.5.15" in (REPO / "envs" / "nnassure.post-deploy.sh").read_text()

@@ -76,6 +76,9 @@ NORM_VALUES = {"linf": math.inf, "l2": 2.0}
 # tighter) or Fast-Lin's lower slope equal to the upper one, u / (u - l) (PROVEN Tables 2a/2b).
 RELU_RELAXATIONS = {"crown": "adaptive", "fast-lin": "same-slope"}
 
+# The input domain a Linf ball is intersected with: bounds for every coordinate, or a box per row.
+Domain = tuple[float, float] | tuple[torch.Tensor, torch.Tensor]
+
 UNIT_ROUNDOFF = 2.0**-53  # float64, round to nearest
 ROUNDING_SAFETY = 4.0
 S_SHAPED_CHORD_ERROR = 1e-12
@@ -511,12 +514,13 @@ class BoundEngine:
         return lA, lbias, lower
 
     def _perturbation(
-        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None,
+        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: Domain | None,
         mask: torch.Tensor | None = None,
     ) -> object:
         """The ball as auto_LiRPA's perturbation. ``mask`` (batch, *input_shape), 0/1: only the
         coordinates where it is 1 move (Linf: a box of zero width elsewhere; L2: the masked dual
-        norm of :class:`MaskedL2Norm`)."""
+        norm of :class:`MaskedL2Norm`). ``domain``: numbers, or tensors shaped like ``x`` (a box per
+        row, :meth:`box_bounds`), that the Linf ball is intersected with."""
         radius = eps.reshape(len(x), *([1] * (x.ndim - 1)))
         if mask is not None:
             radius = radius * mask.to(x.dtype)
@@ -537,7 +541,7 @@ class BoundEngine:
         raise ValueError(f"unknown norm {norm!r}; expected one of {sorted(NORM_VALUES)}")
 
     def _ibp_perturbation(self, x: torch.Tensor, eps: torch.Tensor, norm: str,
-                          domain: tuple[float, float] | None, mask: torch.Tensor | None) -> object:
+                          domain: Domain | None, mask: torch.Tensor | None) -> object:
         """IBP's ball. auto_LiRPA 0.3 propagates an L2 ball by IBP only through a Linear or Conv
         fed directly by the input (elsewhere, e.g. after the video network's per-flow Gather, the
         input's interval is the centre point); for such networks and masked balls IBP bounds the
@@ -566,7 +570,7 @@ class BoundEngine:
         return rows
 
     def _compute(
-        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: tuple[float, float] | None,
+        self, x: torch.Tensor, eps: torch.Tensor, norm: str, domain: Domain | None,
         mask: torch.Tensor | None, method: str, C: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Bounds, and the graph rounding bound of the calls made (None without a graph bound)."""
@@ -632,6 +636,38 @@ class BoundEngine:
         """
         lower, upper, _ = self.bounds_and_slack(x, eps, norm, method, domain, C, mask)
         return lower, upper
+
+    def box_bounds(
+        self, lower: torch.Tensor | np.ndarray, upper: torch.Tensor | np.ndarray, method: str = "crown",
+        C: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds (batch, outputs or specs) of the network, or of ``C @ network``, over the boxes
+        ``[lower, upper]`` (batch, *input_shape), widened by the rounding slack like :meth:`bounds`.
+
+        The box is auto_LiRPA's Linf ball with ``x_L = lower`` and ``x_U = upper`` exactly (a VNN-LIB
+        input box); its centre and the largest half-width, rounded up, enter only the rounding
+        bound, whose magnitudes a_0 = |x0| + eps then cover every point of the box."""
+        if method not in LIRPA_METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {sorted(LIRPA_METHODS)}")
+        lower_t, upper_t = self._tensor(lower), self._tensor(upper)
+        if lower_t.shape != upper_t.shape or tuple(lower_t.shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"boxes have shapes {tuple(lower_t.shape)} and {tuple(upper_t.shape)}; expected "
+                             f"(batch, {expected}) for both")
+        if bool((lower_t > upper_t).any()):
+            raise ValueError("a box has a lower bound above its upper bound")
+        centre = (lower_t + upper_t) / 2
+        half = torch.maximum(upper_t - centre, centre - lower_t).reshape(len(centre), -1).amax(dim=1)
+        # Rounded up, so that centre -/+ eps contains the box whatever the rounding of the centre.
+        eps_t = self._eps(half * (1 + 8 * UNIT_ROUNDOFF) + 8 * UNIT_ROUNDOFF * centre.reshape(len(centre), -1).abs()
+                          .amax(dim=1), len(centre))
+        C_t = None if C is None else C.to(self.dtype)
+        out_lower, out_upper, slack = self._compute(centre, eps_t, "linf", (lower_t, upper_t), None, method, C_t)
+        if not self.sound:
+            slack = torch.zeros_like(out_lower)
+        elif slack is None:
+            slack = self._a_priori_slack(centre, eps_t, C_t)
+        return (out_lower - slack).detach(), (out_upper + slack).detach()
 
     def bounds_and_slack(
         self,

@@ -181,7 +181,7 @@ def _encode_max_pool(model: LinearModel, layer: MaxPoolLayer, current: list[Expr
     return outputs, binaries
 
 
-def _encode_network(model: LinearModel, layers: Sequence[Layer], inputs: list[Expression],
+def encode_network(model: LinearModel, layers: Sequence[Layer], inputs: list[Expression],
                     input_bounds: tuple[np.ndarray, np.ndarray], layer_bounds: list[tuple[np.ndarray, np.ndarray]]
                     ) -> tuple[np.ndarray, dict[str, int]]:
     """Encode one copy of a network. ``inputs[k]`` is the k-th input as an affine expression;
@@ -242,7 +242,7 @@ def encode(problem: AttackProblem, objective: str = "feasibility", bounds: str =
             for j in range(n_points):
                 x = problem.points[j]
                 inputs = [(np.array([delta[i, j, k]]), np.array([1.0]), float(x[k])) for k in range(dim)]
-                logits, network_counts = _encode_network(model, layers, inputs, (x - problem.eps, x + problem.eps),
+                logits, network_counts = encode_network(model, layers, inputs, (x - problem.eps, x + problem.eps),
                                                          all_bounds[c][j])
                 for key, value in network_counts.items():
                     counts[key] += value
