@@ -141,6 +141,7 @@ PER_KEY = [
     ("certify.batch_size", 0, "invalid config value certify.batch_size=0: expected an integer >= 1"),
     ("certify.alpha_batch_size", 0, "invalid config value certify.alpha_batch_size=0: expected an integer >= 1"),
     ("certify.alpha_iterations", 0, "invalid config value certify.alpha_iterations=0: expected an integer >= 1"),
+    ("certify.radius", "often", "invalid config value certify.radius='often': expected"),
     ("certify.radius_max", 0, "invalid config value certify.radius_max=0.0: expected a finite number > 0"),
     ("certify.radius_steps", 0, "invalid config value certify.radius_steps=0: expected an integer >= 1"),
     ("images.digits_size", 1, "invalid config value images.digits_size=1: expected an integer >= 2"),

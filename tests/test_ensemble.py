@@ -773,6 +773,26 @@ def test_smt_gives_the_known_answers_on_the_paper_example(kind):
     assert check_attack(classifiers, points, labels, answer.deltas, answer.probabilities, 2.0, 0.5) == 0.5
 
 
+def test_smt_affine_terms_are_the_operator_api_sums():
+    import z3
+
+    from nnassure.ensemble.smt import _affine, _real
+
+    rng = np.random.default_rng(3)
+    values = [z3.Real(f"v{k}") for k in range(6)]
+    for _ in range(5):
+        weights, bias = rng.normal(size=6), float(rng.normal())
+        weights[rng.integers(6)] = 0.0
+        terms = [(_real(w), k) for k, w in enumerate(weights) if w != 0.0]
+        fast = _affine(terms, _real(bias), values)
+        slow = z3.Sum([w * values[k] for w, k in terms] + [_real(bias)])
+        solver = z3.Solver()
+        solver.add(fast != slow)
+        assert solver.check() == z3.unsat  # the same linear function, for every value of the inputs
+        point = {v: z3.RealVal(float(x)) for v, x in zip(values, rng.normal(size=6), strict=True)}
+        assert z3.simplify(z3.substitute(fast, *point.items())).eq(z3.simplify(z3.substitute(slow, *point.items())))
+
+
 def test_smt_and_milp_agree_on_small_random_ensembles():
     from nnassure.ensemble.smt import solve_smt
 

@@ -387,3 +387,16 @@ def test_certify_dataset_alpha_crown_subset(trained_network, small_frame):
     assert (alpha["verified"] | ~crown["verified"]).all()
     pd.testing.assert_frame_equal(crown[["sample_id", "label", "prediction"]], alpha[["sample_id", "label",
                                                                                         "prediction"]])
+
+
+def test_certify_dataset_without_radius_leaves_the_verdicts_alone(trained_network, small_frame):
+    subset = small_frame.iloc[:30]
+    kwargs = {"norms": ["linf", "l2"], "eps_values": [0.01, 0.05], "methods": ["crown"], "radius_steps": 3,
+              "progress": False}
+    with_radius = certify_dataset(trained_network.verification_network(), subset, **kwargs)
+    without = certify_dataset(trained_network.verification_network(), subset, radius=False, **kwargs)
+    assert without.samples["certified_radius"].isna().all()
+    assert with_radius.samples["certified_radius"].notna().all()
+    columns = ["sample_id", "norm", "eps", "lower", "upper", "verified"]
+    pd.testing.assert_frame_equal(with_radius.samples[columns], without.samples[columns])
+    pd.testing.assert_frame_equal(with_radius.summary, without.summary)

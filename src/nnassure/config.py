@@ -220,6 +220,9 @@ class CertifyConfig(Section):
     batch_size: PositiveInt = 4096
     alpha_batch_size: PositiveInt = 20
     alpha_iterations: PositiveInt = 20
+    # The largest certified radius per sample (a bisection on [0, radius_max]); no table or figure
+    # of the paper reads it (it is in certify/<d>_c<cost>.parquet), so a quick run may skip it.
+    radius: bool = True
     radius_max: PositiveFloat = 0.5
     radius_steps: PositiveInt = 16
 

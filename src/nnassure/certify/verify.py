@@ -124,13 +124,15 @@ def certify_dataset(
     radius_max: float = 0.5,
     radius_steps: int = 16,
     progress: bool = True,
+    radius: bool = True,
 ) -> CertificationResult:
     """Verify every sample of ``frame`` (the full data, Sec. 3.2) for each norm, eps and method.
 
     The largest certified radius is computed for ``radius_method`` and stored on its rows
-    (NaN on the rows of the other methods). Bounds are computed in float64 and are sound for the
-    float64 network (stored float32 weights cast exactly); ``lower``, ``upper`` and
-    ``certified_radius`` are float64, and ``prediction`` is that network's class at the sample.
+    (NaN on the rows of the other methods, and on every row when ``radius`` is False). Bounds are
+    computed in float64 and are sound for the float64 network (stored float32 weights cast exactly);
+    ``lower``, ``upper`` and ``certified_radius`` are float64, and ``prediction`` is that network's
+    class at the sample.
     """
     # The balls are centred on the stored (float64) points themselves: a float32 copy would move
     # each centre by up to ~3e-8 and certify a ball around another point than the sample's.
@@ -146,8 +148,11 @@ def certify_dataset(
     rows: list[pd.DataFrame] = []
     summary: list[dict[str, object]] = []
     radii: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(jobs) + len(norms), desc="certify", disable=not progress, leave=False)
+    bar = tqdm(total=len(jobs) + len(norms) * radius, desc="certify", disable=not progress, leave=False)
     for norm in norms:
+        if not radius:
+            radii[norm] = np.full(len(x), np.nan, np.float64)
+            continue
         bar.set_postfix(norm=norm, step="radius")
         radii[norm] = certified_radius(engine, x, labels, norm, radius_method, radius_max, radius_steps,
                                        batch_size, domain)

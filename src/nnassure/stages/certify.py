@@ -37,7 +37,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
         "certify.method's bounds) proved the sample: a lower bound of its true robust radius, not the radius "
         "itself. Bounds are not monotone in eps, so the sample may be verified at an eps above this value, and "
         "is then robust up to that eps too. 0 when no step proved anything (always for a misclassified sample); "
-        "NaN on rows of other methods; the same on every eps row of one sample and norm."),
+        "NaN on rows of other methods, and everywhere when certify.radius is false; the same on every eps row of "
+        "one sample and norm."),
 }
 
 
@@ -52,7 +53,7 @@ def main(cfg: DictConfig) -> None:
             model.verification_network(), frame, list(c.norms), list(c.eps), list(c.methods),
             radius_method=c.method, clip_to_domain=c.clip_to_domain, batch_size=c.batch_size,
             alpha_batch_size=c.alpha_batch_size, alpha_iterations=c.alpha_iterations,
-            radius_max=c.radius_max, radius_steps=c.radius_steps,
+            radius_max=c.radius_max, radius_steps=c.radius_steps, radius=c.radius,
         )
         write_parquet(result.samples, paths.certification(name, cost), COLUMN_DESCRIPTIONS)
         write_csv(result.summary, paths.certification_summary(name, cost), float_format="%.6f")
