@@ -21,15 +21,18 @@ include: "workflow/rules/proven.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/kri.smk"
+include: "workflow/rules/assess.smk"
 include: "workflow/rules/sweep.smk"
 
 
 # The endpoints: each paper's report, or with --config sweep=<file> the sweep's summary (and
 # through it every point's reports). Everything else is reached through their inputs, so
 # deleting any artifact (a model file, say) reruns the job that makes it and what depends on it.
-# (With point=<name>, only that point's reports: W&B's agent runs one point at a time.)
+# (With point=<name>, only that point's reports: W&B's agent runs one point at a time. With
+# assess.model set, the assessed model's dependability report and nothing else.)
 rule all:
     input:
+        SITES[0].assess_report_files() if ASSESSMENT else
         [f for family in SWEEP_FAMILIES for f in SITES[1].report_files(family)] if config.get("point") else
         [str(PATHS.sweep_summary(SWEEP.name))] if SWEEP else
         [f for family in catalog.FAMILIES for f in SITES[0].report_files(family)],

@@ -629,6 +629,94 @@ class KriConfig(Section):
         return self
 
 
+class AssessCertifyConfig(Section):
+    """Verified accuracy and certified radii of the assessed model on the user's data (Sec. 3.2's
+    LiRPA verification, multi-class: every other logit's margin bounded from below)."""
+
+    method: Method = "crown"
+    methods: Annotated[list[Method], non_empty()] = Field(default_factory=lambda: ["ibp", "crown"])
+    # Radii are in the model's input units, which only the user knows: per norm, a list of eps.
+    eps: dict[Annotated[str, one_of(NORMS)], Annotated[list[PositiveFloat], non_empty("a non-empty list of radii > 0")]] \
+        = Field(default_factory=lambda: {"linf": [0.001, 0.005, 0.01], "l2": [0.01, 0.05, 0.1]})
+    radius: bool = True
+    radius_max: dict[Annotated[str, one_of(NORMS)], PositiveFloat] = \
+        Field(default_factory=lambda: {"linf": 0.1, "l2": 1.0})
+    radius_steps: PositiveInt = 8
+    batch_size: PositiveInt = 256
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AssessCertifyConfig:
+        if self.method not in self.methods:
+            fail("assess.certify.method", self.method, "one of assess.certify.methods " + str(self.methods))
+        if not self.eps:
+            fail("assess.certify.eps", self.eps, "at least one norm (linf, l2) with its radii")
+        for norm in self.eps:
+            if norm not in self.radius_max:
+                fail("assess.certify.radius_max", self.radius_max, f"a largest radius for every norm of "
+                     f"assess.certify.eps ({norm} is missing)")
+        return self
+
+
+class AssessProvenConfig(Section):
+    """PROVEN's probabilistic certificates (Weng et al., Case (i): bounded noise, Hoeffding) for the
+    first ``samples`` correctly classified points of the user's data."""
+
+    samples: PositiveInt = 10
+    gammas: Annotated[list[Confidence], non_empty()] = Field(default_factory=lambda: [0.99, 0.5])
+    eps_min: PositiveFloat = 1e-4
+    eps_max: PositiveFloat = 1.0
+    bisection_tolerance: PositiveFloat = 5e-3
+    guess_factor: Annotated[float, rule("a number > 1", lambda v: v > 1)] = 2.0
+    batch_size: PositiveInt = 64
+
+
+class AssessVnnlibConfig(Section):
+    """How each VNN-LIB property is decided (nnassure.assess.decide): falsification, IBP, CROWN,
+    alpha-CROWN, then the exact MILP on ReLU networks, within ``time_limit`` seconds per instance."""
+
+    methods: Annotated[list[Annotated[str, one_of(("falsify", "ibp", "crown", "alpha-crown", "milp"))]],
+                       non_empty()] = Field(default_factory=lambda: ["falsify", "ibp", "crown", "alpha-crown", "milp"])
+    time_limit: PositiveFloat = 60.0
+    backend: Annotated[str, one_of(BACKENDS)] = "highs"
+    samples: NonNegativeInt = 256
+    starts: PositiveInt = 4
+    pgd_steps: NonNegativeInt = 50
+    seed: NonNegativeInt = 0
+
+
+class AssessConfig(Section):
+    """A model the pipeline did not train (an ONNX file, or a native ``.safetensors`` + ``.json``),
+    the user's data (``.npz`` with x/y, or Parquet with a label column) and VNN-LIB properties
+    (files, or directories of ``*.vnnlib``). With ``model`` set, the run assesses that model and
+    only that: its dependability report is the run's target."""
+
+    model: Text | None = None
+    data: Text | None = None
+    properties: list[Text] = Field(default_factory=list)
+    name: Text | None = None  # the model's name in results/<experiment>/assess/; its file name's stem by default
+    # The converted model's logits must be within tolerance * (1 + max |logit|) of onnxruntime's.
+    tolerance: PositiveFloat = 1e-4
+    # The input domain [lo, hi] every value of the data must lie in, and that Linf balls are
+    # clipped to (null: no domain, balls are not clipped).
+    domain: list[float] | None = None
+    # costs[label][prediction] of a classification (null: 1 for every error, so cost = error rate).
+    costs: list[list[NonNegativeFloat]] | None = None
+    certify: AssessCertifyConfig = Field(default_factory=AssessCertifyConfig)
+    proven: AssessProvenConfig = Field(default_factory=AssessProvenConfig)
+    vnnlib: AssessVnnlibConfig = Field(default_factory=AssessVnnlibConfig)
+    property: Text | None = None  # set per vnnlib job: the stem of the property it decides
+
+    @model_validator(mode="after")
+    def _complete(self) -> AssessConfig:
+        if self.model is not None and self.data is None:
+            fail("assess.data", None, "the data file (.npz or .parquet) the model is assessed on, with assess.model")
+        if self.domain is not None and (len(self.domain) != 2 or not self.domain[0] < self.domain[1]):
+            fail("assess.domain", self.domain, "[lo, hi] with lo < hi, or null")
+        if self.costs is not None and (len(self.costs) < 2 or any(len(row) != len(self.costs) for row in self.costs)):
+            fail("assess.costs", self.costs, "a square matrix costs[label][prediction] of at least 2 classes, or null")
+        return self
+
+
 class TrackingConfig(Section):
     """Weights & Biases: ``offline`` (default, files under results/), ``disabled`` or ``online``."""
 
@@ -689,6 +777,7 @@ class Config(Section):
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     kri: KriConfig = Field(default_factory=KriConfig)
+    assess: AssessConfig = Field(default_factory=AssessConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     # stage name -> the resources of each of its jobs (conf/resources/default.yaml; an experiment

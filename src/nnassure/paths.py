@@ -161,6 +161,31 @@ class ExperimentPaths:
         """The risk tensor R and R_adv of every model and scenario (kri_tensor), netCDF."""
         return self.of("kri_tensor") / "kri" / "tensor.nc"
 
+    def assess_manifest(self, name: str) -> Path:
+        """What was imported for an assessed model (assess_import): hashes, shapes, operators, the
+        agreement with onnxruntime and the data's summary, JSON."""
+        return self.of("assess_import") / "assess" / name / "import.json"
+
+    def assess_accuracy(self, name: str) -> Path:
+        """Clean accuracy and cost of an assessed model (assess_accuracy), JSON; per-sample rows beside."""
+        return self.of("assess_accuracy") / "assess" / name / "accuracy.json"
+
+    def assess_certification(self, name: str) -> Path:
+        """Per-sample verdicts and certified radii of an assessed model (assess_certify), Parquet."""
+        return self.of("assess_certify") / "assess" / name / "certify.parquet"
+
+    def assess_proven(self, name: str) -> Path:
+        """PROVEN's certificates of an assessed model (assess_proven), JSON (with the reason when skipped)."""
+        return self.of("assess_proven") / "assess" / name / "proven.json"
+
+    def vnnlib_result(self, name: str, prop: str) -> Path:
+        """The verdict on one VNN-LIB property (vnnlib), JSON; VNN-COMP's result file beside it (.txt)."""
+        return self.of("vnnlib") / "assess" / name / "vnnlib" / f"{prop}.json"
+
+    def assess_report(self, name: str) -> Path:
+        """The dependability report of an assessed model (report_assess), one HTML page."""
+        return self.of("report_assess") / "assess" / name / "report" / "index.html"
+
     @property
     def tables(self) -> Path:
         return self.root / "tables"

@@ -52,6 +52,7 @@ class StageKeys:
 
 
 _TRAINING_DATA = ("dataset.name",)
+_ASSESS_INPUTS = ("assess.model", "assess.data", "assess.name", "assess.domain")
 # What the architecture search chooses; fixed values are used only by a hand-run of train.
 _SEARCHED = ("model", "train.lr", "train.weight_decay")
 _IMAGE_DATA = ("images.digits_size", "images.signs_size", "images.signs_per_class", "images.sign_classes",
@@ -150,6 +151,17 @@ STAGES: dict[str, StageKeys] = {
                                    "kri.severity", "kri.deployments", "kri.confidence", "kri.bootstrap",
                                    "kri.certify", "kri.report", "kri.samples", "kri.seed"),
                             inputs=("kri_train", "kri_tensor", "kri_certify")),
+    # Assessing a model the pipeline did not train (nnassure.assess): the user's files are the
+    # jobs' inputs, so a changed model, data or property file reruns what reads it.
+    "assess_import": StageKeys(reads=_ASSESS_INPUTS + ("assess.tolerance", "assess.properties")),
+    "assess_accuracy": StageKeys(reads=_ASSESS_INPUTS + ("assess.costs",), inputs=("assess_import",)),
+    "assess_certify": StageKeys(reads=_ASSESS_INPUTS + ("assess.certify",), inputs=("assess_import",)),
+    "assess_proven": StageKeys(reads=_ASSESS_INPUTS + ("assess.proven",), inputs=("assess_import",)),
+    # One job per property file; the list only says where each file is, so it is not hashed.
+    "vnnlib": StageKeys(reads=("assess.model", "assess.name", "assess.vnnlib"), job=("assess.property",),
+                        by_hand=("assess.properties",), inputs=("assess_import",)),
+    "report_assess": StageKeys(reads=("assess",), inputs=("assess_import", "assess_accuracy", "assess_certify",
+                                                          "assess_proven", "vnnlib")),
     # One per sweep: every point's headline numbers, from the point's reports (its inputs, listed by
     # the sweep's plan file).
     "sweep_summary": StageKeys(reads=()),

@@ -18,6 +18,7 @@ from nnassure.ensemble.benchmarks import selected_benchmarks
 from nnassure.report import catalog
 from nnassure.kri.kinds import certified_scenarios
 from nnassure.sweep import REPORT_STAGES, hydra_value, load_sweep, plan
+from nnassure.assess.paths import resolve_assessment
 
 # `--config` takes exactly these keys; everything else is a Hydra key, passed in `overrides`.
 CONFIG_KEYS = {
@@ -54,6 +55,12 @@ except NnassureError as exc:
     sys.exit(f"nnassure: {exc}")
 
 PATHS = ExperimentPaths.from_config(CFG)
+
+# With assess.model set, the run assesses that model (nnassure.assess) and its report is the target.
+try:
+    ASSESSMENT = resolve_assessment(CFG.assess) if CFG.assess.model is not None else None
+except NnassureError as exc:
+    sys.exit(f"nnassure: {exc}")
 
 
 # Under SLURM, refuse before any sbatch a run whose jobs would fail for want of a partition or run
@@ -138,6 +145,7 @@ class Site:
         self.kri_scenarios = list(cfg.kri.scenarios)
         # The scenarios PROVEN certifies (Gaussian and uniform noise): one kri_certify job per model each.
         self.kri_certified = certified_scenarios(cfg.kri)
+        self.assessment = ASSESSMENT
 
     def runs(self, stage_name):
         return self.point is None or stage_name in self.own
@@ -231,6 +239,20 @@ class Site:
 
     def kri_certificate_files(self):
         return [str(self.paths.kri_certificate(v, s)) for v in self.kri_models for s in self.kri_certified]
+
+    def assess_input_files(self):
+        """The user's model file(s) and data file: inputs, so that replacing one reruns the assessment."""
+        model = self.assessment.model
+        if model.suffix == ".onnx":
+            files = [str(model)]
+        else:
+            stem = str(model.with_suffix("")) if model.suffix in (".safetensors", ".json") else str(model)
+            files = [stem + ".safetensors", stem + ".json"]
+        return files + [str(self.assessment.data)]
+
+    def assess_report_files(self):
+        page = self.paths.assess_report(self.assessment.name)
+        return [str(page), str(page.with_name("vnnlib.parquet")), str(page.with_name("results.csv"))]
 
     def report_files(self, family):
         """Every file the report stage of `family` writes at this site, as the catalog lists them."""
@@ -335,3 +357,4 @@ wildcard_constraints:
     trial=r"[0-9]+",
     variant=_any_of(v for site in SITES for v in site.kri_models),
     scenario=_any_of(s for site in SITES for s in site.kri_scenarios),
+    property=_any_of(ASSESSMENT.properties) if ASSESSMENT and ASSESSMENT.properties else r"[^/]+",

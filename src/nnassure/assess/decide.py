@@ -205,12 +205,12 @@ def decide(model: AssessedModel, prop: Property, settings: DecideSettings, engin
         if bound_methods and engine is None:
             from nnassure.certify.bounds import BoundEngine
 
-            engine = BoundEngine(model.network, model.input_shape)
+            engine = BoundEngine(*model.bound_network())
         last = ""
         for method in bound_methods:
             still_open = []
             for region, polytope in open_cases:
-                if _bound_refutes(engine, region, polytope, method, model.input_shape):
+                if _bound_refutes(engine, region, polytope, method, engine.input_shape):
                     closed[method] += 1
                     last = method
                 else:

@@ -30,10 +30,29 @@ from nnassure.certify.bounds import graph_rounding_slack, register_rounding_boun
 from nnassure.errors import InputFileError
 from nnassure.onnx_compat import TORCHVISION_OPERATORS, onnx2torch
 
-# onnx2torch's networks are torch.fx graphs: their float64 rounding bound is the one computed on
+
+class FlatInput(nn.Module):
+    """An imported network on flat inputs (batch, prod(input_shape)), the bound engine's view of it.
+
+    The reshape in front also keeps auto_LiRPA 0.3 from taking its first-layer shortcut (IBP of a
+    Linear or Conv fed by the input, with the ball's own norm), which cannot handle one L2 radius
+    per row; the ball then enters through :class:`nnassure.certify.bounds.MaskedL2Norm`, sound for
+    any graph, and a VNN-LIB box is flat as its X_i are."""
+
+    def __init__(self, network: nn.Module, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.network = network
+        self.input_shape = tuple(input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # -1, not x.shape[0]: auto_LiRPA traces with a batch of one, and a traced size is a constant
+        return self.network(x.reshape(-1, *self.input_shape))
+
+
+# An imported network is a torch.fx graph: its float64 rounding bound is the one computed on
 # auto_LiRPA's traced graph (nnassure.certify.bounds.graph_rounding_slack), whose node kinds are
 # BOUNDABLE_OPERATORS below.
-register_rounding_bound(torch.fx.GraphModule, graph_rounding_slack)
+register_rounding_bound(FlatInput, graph_rounding_slack)
 
 # ONNX operators the float64 bound engine can bound and account rounding for (auto_LiRPA 0.3 node
 # kinds of nnassure.certify.bounds.graph_magnitude). Other operators may convert and run, but no
@@ -81,6 +100,13 @@ class AssessedModel:
     def relu_only(self) -> bool:
         """True when every activation is a ReLU (the exact MILP encoding applies)."""
         return all(a == "relu" for a in self.activations)
+
+    def bound_network(self) -> tuple[nn.Module, tuple[int, ...]]:
+        """The network the bound engine bounds and its input shape: an imported one on flat inputs
+        (:class:`FlatInput`), a native one as it is."""
+        if self.source == "onnx":
+            return FlatInput(self.network, self.input_shape).eval(), (int(np.prod(self.input_shape)),)
+        return self.network, self.input_shape
 
     def logits(self, x: np.ndarray, batch_size: int = 1024, dtype: torch.dtype = torch.float32) -> np.ndarray:
         """The network's outputs on ``x`` (batch, *input_shape), (batch, outputs)."""

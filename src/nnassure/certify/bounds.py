@@ -345,6 +345,11 @@ class MaskedL2Norm:
                 def __init__(self, eps: torch.Tensor, mask: torch.Tensor) -> None:
                     super().__init__(eps=eps, norm=2.0)
                     self.mask = mask
+                    # IBP reads the norm of the input's interval: as Linf it propagates the box
+                    # below (which holds the ball), while auto_LiRPA's own L2 step through a
+                    # Linear or Conv takes one scalar radius, not one per row. The bounds'
+                    # concretization is the L2 one of concretize_matrix.
+                    self.norm = math.inf
 
                 def init(self, x: torch.Tensor, aux: Any = None, forward: bool = False) -> Any:
                     if forward:
