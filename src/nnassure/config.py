@@ -117,6 +117,8 @@ Dataset = Annotated[str, one_of(DATASETS)]
 Method = Annotated[str, one_of(METHODS)]
 ModelName = Annotated[str, rule(MODEL_ID_ALLOWED, lambda v: match_model_id(v) is not None)]
 SignClass = Annotated[str, one_of(SIGN_CLASS_NAMES)]
+Norm = Annotated[str, one_of(NORMS)]
+Radii = Annotated[list[PositiveFloat], non_empty("a non-empty list of radii > 0")]
 
 
 def _check_backend(value: str) -> str:
@@ -636,11 +638,9 @@ class AssessCertifyConfig(Section):
     method: Method = "crown"
     methods: Annotated[list[Method], non_empty()] = Field(default_factory=lambda: ["ibp", "crown"])
     # Radii are in the model's input units, which only the user knows: per norm, a list of eps.
-    eps: dict[Annotated[str, one_of(NORMS)], Annotated[list[PositiveFloat], non_empty("a non-empty list of radii > 0")]] \
-        = Field(default_factory=lambda: {"linf": [0.001, 0.005, 0.01], "l2": [0.01, 0.05, 0.1]})
+    eps: dict[Norm, Radii] = Field(default_factory=lambda: {"linf": [0.001, 0.005, 0.01], "l2": [0.01, 0.05, 0.1]})
     radius: bool = True
-    radius_max: dict[Annotated[str, one_of(NORMS)], PositiveFloat] = \
-        Field(default_factory=lambda: {"linf": 0.1, "l2": 1.0})
+    radius_max: dict[Norm, PositiveFloat] = Field(default_factory=lambda: {"linf": 0.1, "l2": 1.0})
     radius_steps: PositiveInt = 8
     batch_size: PositiveInt = 256
 

@@ -122,9 +122,9 @@ def _define_vnnlib(SITE):
             result=str(SITE.paths.vnnlib_result(SITE.assessment.name, "{property}")),
             vnncomp=str(SITE.paths.vnnlib_result(SITE.assessment.name, "{property}").with_suffix(".txt")),
         log:
-            SITE.log_file("vnnlib", SITE.assessment.name + "/{property}"),
+            SITE.log_file("vnnlib", f"{SITE.assessment.name}/{{property}}"),
         benchmark:
-            SITE.benchmark_file("vnnlib", SITE.assessment.name + "/{property}")
+            SITE.benchmark_file("vnnlib", f"{SITE.assessment.name}/{{property}}")
         threads: SITE.threads("vnnlib")
         resources:
             **SITE.resources("vnnlib"),

@@ -247,7 +247,7 @@ class Site:
             files = [str(model)]
         else:
             stem = str(model.with_suffix("")) if model.suffix in (".safetensors", ".json") else str(model)
-            files = [stem + ".safetensors", stem + ".json"]
+            files = [f"{stem}.safetensors", f"{stem}.json"]
         return files + [str(self.assessment.data)]
 
     def assess_report_files(self):
