@@ -61,6 +61,8 @@ bench: run
 	$(BIN)/python -m nnassure.bench.video experiment=quick threads=1
 	# one torch thread, as the kri_infer jobs ran
 	$(BIN)/python -m nnassure.bench.kri experiment=quick threads=1
+	# VNN-LIB properties on generated ReLU classifiers: decided per second, and by which method
+	$(BIN)/python -m nnassure.bench.vnnlib experiment=quick threads=1
 	# what every stage's jobs used against conf/resources/
 	$(BIN)/python -m nnassure.bench.resources experiment=quick
 	# make run's wall time and where it went, per family, from the same files

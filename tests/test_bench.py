@@ -134,6 +134,7 @@ def test_every_stage_but_the_sweep_summary_belongs_to_a_family_or_is_shared() ->
     assert set(STAGES) - set(families) == {"sweep_summary"}
     assert families["data"] == SHARED and families["certify"] == "verified-classification"
     assert families["ensemble_row"] == "ensemble" and families["kri_infer"] == "kri"
+    assert families["vnnlib"] == families["assess_import"] == "assess"
 
 
 def test_warm_jobs_usage_records_count_in_cpu_time_and_memory(tmp_path: Path) -> None:
@@ -147,3 +148,16 @@ def test_warm_jobs_usage_records_count_in_cpu_time_and_memory(tmp_path: Path) ->
     resources.main(["experiment=smoke", f"results_dir={tmp_path}", "--out", str(tmp_path / "r.md")])
     row = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| certify |"))
     assert row.startswith("| certify | 1 | 1500 | 10.0 | warm |")
+
+
+def test_the_vnnlib_benchmark_reports_rates_and_methods_on_generated_instances(tmp_path: Path) -> None:
+    from nnassure.bench import vnnlib
+
+    out = tmp_path / "vnnlib.md"
+    vnnlib.main(["experiment=smoke", f"results_dir={tmp_path}", "--instances", "6", "--out", str(out)])
+    text = out.read_text()
+    assert "decided per second" in text and "| 4-16-16-3 |" in text.replace("    ", " ").replace("  ", " ")
+    rows = [line for line in text.splitlines() if line.startswith("| 4-16-16-3")]
+    assert len(rows) == 1 + 6  # the summary row and one per instance
+    assert "error" not in "".join(r.split("|")[4] for r in rows[1:])  # no instance ended in an error
+

@@ -34,7 +34,8 @@ SHARED = "shared"
 def stage_families() -> dict[str, str]:
     """Each stage's family (the report it feeds), or ``shared`` when it feeds several."""
     feeds: dict[str, set[str]] = {stage: set() for stage in STAGES}
-    for family, report in REPORT_STAGES.items():
+    # The papers' families, and the assessment of an outside model (its report is not a paper's).
+    for family, report in {**REPORT_STAGES, "assess": "report_assess"}.items():
         pending = [report]
         while pending:
             stage = pending.pop()
