@@ -24,7 +24,7 @@ from nnassure.paths import ExperimentPaths
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
        "NO_ALBUMENTATIONS_UPDATE": "1"}
-SECTIONS = ("summary", "assessed", "accuracy", "certification", "proven", "vnnlib")
+SECTIONS = ("summary", "assessed", "accuracy", "certification", "proven", "kri", "vnnlib")
 
 
 def trained_mlp(seed: int = 0) -> tuple[nn.Module, np.ndarray, np.ndarray]:
@@ -193,3 +193,30 @@ def test_a_native_model_is_assessed_without_onnx(tmp_path):
     _, certified = certify_samples(assessed, data, ["crown"], "crown", {"linf": [1e-6]}, True, {"linf": 0.1}, 3,
                                    None, 64, progress=False)
     assert certified["verified_accuracy"].iloc[0] > 0.9
+
+
+def test_the_kri_scenarios_run_on_an_rgb_image_model_and_are_skipped_otherwise(tmp_path):
+    from omegaconf import OmegaConf
+
+    from nnassure.assess.data import load_assessment_data
+    from nnassure.assess.experiment import kri_components
+    from nnassure.config import compose
+
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    model = load_onnx(export(cnn, (3, 16, 16), tmp_path / "rgb.onnx"))
+    images = np.random.default_rng(0).uniform(0, 1, (6, 3, 16, 16)).astype(np.float32)
+    np.savez(tmp_path / "images.npz", x=images, y=model.predict(model.logits(images)))
+    data = load_assessment_data(tmp_path / "images.npz", model.input_shape, model.classes, (0.0, 1.0))
+    scenarios = OmegaConf.to_container(compose(["experiment=smoke"]).kri.scenarios)
+    result = kri_components(model, data, scenarios, samples=4, draws=2, seed=0, domain=(0.0, 1.0))
+    rows = {row["scenario"]: row for row in result["rows"]}
+    assert set(rows) == set(scenarios)
+    assert rows["fgsm"]["draws"] == 1 and rows["brightness"]["draws"] == 2
+    for row in rows.values():
+        assert 0.0 <= row["class_change"] <= 1.0 and row["samples"] == 4
+        # every sample is labelled with the clean prediction here, so the two rates are the same
+        assert row["class_change"] == row["misclassification"]
+    assert "not an RGB image" in kri_components(load_onnx(export(trained_mlp()[0], (2,), tmp_path / "flat.onnx")),
+                                                 data, scenarios, 4, 2, 0, (0.0, 1.0))["skipped"]
+    assert "assess.domain=[0,1]" in kri_components(model, data, scenarios, 4, 2, 0, None)["skipped"]

@@ -684,6 +684,15 @@ class AssessVnnlibConfig(Section):
     seed: NonNegativeInt = 0
 
 
+class AssessKriConfig(Section):
+    """The KRI scenario components (Schwerdtner et al., Sec. 5: corruptions and attacks of
+    ``kri.scenarios``) on the assessed model, for RGB image inputs in [0, 1]: per component, how
+    often a perturbed image changes the model's class and is misclassified."""
+
+    scenarios: list[Text] | None = None  # null: every component of kri.scenarios
+    samples: PositiveInt = 50
+
+
 class AssessConfig(Section):
     """A model the pipeline did not train (an ONNX file, or a native ``.safetensors`` + ``.json``),
     the user's data (``.npz`` with x/y, or Parquet with a label column) and VNN-LIB properties
@@ -704,6 +713,7 @@ class AssessConfig(Section):
     certify: AssessCertifyConfig = Field(default_factory=AssessCertifyConfig)
     proven: AssessProvenConfig = Field(default_factory=AssessProvenConfig)
     vnnlib: AssessVnnlibConfig = Field(default_factory=AssessVnnlibConfig)
+    kri: AssessKriConfig = Field(default_factory=AssessKriConfig)
     property: Text | None = None  # set per vnnlib job: the stem of the property it decides
 
     @model_validator(mode="after")
@@ -802,6 +812,11 @@ class Config(Section):
         for i, name in enumerate(self.sweep.own):
             if name not in STAGES:
                 fail(f"sweep.own[{i}]", name, f"a stage ({', '.join(sorted(STAGES))})")
+        if self.assess.kri.scenarios is not None:
+            for i, name in enumerate(self.assess.kri.scenarios):
+                if name not in self.kri.scenarios:
+                    fail(f"assess.kri.scenarios[{i}]", name,
+                         f"a component of kri.scenarios ({', '.join(self.kri.scenarios)})")
         for key in ("fig2_eps", "fig3_eps"):
             eps = getattr(self.report, key)
             if not _close_to_any(eps, self.certify.eps):

@@ -178,6 +178,10 @@ class ExperimentPaths:
         """PROVEN's certificates of an assessed model (assess_proven), JSON (with the reason when skipped)."""
         return self.of("assess_proven") / "assess" / name / "proven.json"
 
+    def assess_kri(self, name: str) -> Path:
+        """The KRI scenario components on an assessed model (assess_kri), JSON (the reason when skipped)."""
+        return self.of("assess_kri") / "assess" / name / "kri.json"
+
     def vnnlib_result(self, name: str, prop: str) -> Path:
         """The verdict on one VNN-LIB property (vnnlib), JSON; VNN-COMP's result file beside it (.txt)."""
         return self.of("vnnlib") / "assess" / name / "vnnlib" / f"{prop}.json"

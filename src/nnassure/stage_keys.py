@@ -157,11 +157,13 @@ STAGES: dict[str, StageKeys] = {
     "assess_accuracy": StageKeys(reads=_ASSESS_INPUTS + ("assess.costs",), inputs=("assess_import",)),
     "assess_certify": StageKeys(reads=_ASSESS_INPUTS + ("assess.certify",), inputs=("assess_import",)),
     "assess_proven": StageKeys(reads=_ASSESS_INPUTS + ("assess.proven",), inputs=("assess_import",)),
+    "assess_kri": StageKeys(reads=_ASSESS_INPUTS + ("assess.kri", "kri.scenarios", "kri.draws", "kri.seed"),
+                            inputs=("assess_import",)),
     # One job per property file; the list only says where each file is, so it is not hashed.
     "vnnlib": StageKeys(reads=("assess.model", "assess.name", "assess.vnnlib"), job=("assess.property",),
                         by_hand=("assess.properties",), inputs=("assess_import",)),
     "report_assess": StageKeys(reads=("assess",), inputs=("assess_import", "assess_accuracy", "assess_certify",
-                                                          "assess_proven", "vnnlib")),
+                                                          "assess_proven", "assess_kri", "vnnlib")),
     # One per sweep: every point's headline numbers, from the point's reports (its inputs, listed by
     # the sweep's plan file).
     "sweep_summary": StageKeys(reads=()),

@@ -1,6 +1,6 @@
 # Assessing a model the pipeline did not train (nnassure.assess): import and check the user's
-# model and data, clean accuracy, verified accuracy and certified radii, PROVEN's certificates, one
-# job per VNN-LIB property, and the dependability report. Defined only when assess.model is set;
+# model and data, clean accuracy, verified accuracy and certified radii, PROVEN's certificates, the
+# KRI scenario components (RGB images), one job per VNN-LIB property, and the dependability report. Defined only when assess.model is set;
 # the user's files are inputs, so replacing one reruns what reads it.
 
 
@@ -106,6 +106,31 @@ def _define_assess_proven(SITE):
             SITE.stage("assess_proven") + " threads={threads} > {log} 2>&1"
 
 
+def _define_assess_kri(SITE):
+
+    rule:
+        name:
+            SITE.rule_name("assess_kri")
+        params:
+            config=SITE.config_digest("assess_kri"),
+        input:
+            SITE.assess_input_files(),
+            manifest=str(SITE.paths.assess_manifest(SITE.assessment.name)),
+        output:
+            str(SITE.paths.assess_kri(SITE.assessment.name)),
+        log:
+            SITE.log_file("assess_kri", SITE.assessment.name),
+        benchmark:
+            SITE.benchmark_file("assess_kri", SITE.assessment.name)
+        threads: SITE.threads("assess_kri")
+        resources:
+            **SITE.resources("assess_kri"),
+        conda:
+            ENV
+        shell:
+            SITE.stage("assess_kri") + " threads={threads} > {log} 2>&1"
+
+
 def _define_vnnlib(SITE):
     properties = SITE.assessment.properties
 
@@ -148,6 +173,7 @@ def _define_report_assess(SITE):
             certify=str(SITE.paths.assess_certification(name)),
             summary=str(SITE.paths.assess_certification(name).with_name("certify_summary.csv")),
             proven=str(SITE.paths.assess_proven(name)),
+            kri=str(SITE.paths.assess_kri(name)),
             vnnlib=[str(SITE.paths.vnnlib_result(name, stem)) for stem in sorted(SITE.assessment.properties)],
         output:
             SITE.assess_report_files(),
@@ -173,6 +199,8 @@ if ASSESSMENT is not None:
         _define_assess_certify(_site)
     for _site in sites_running("assess_proven"):
         _define_assess_proven(_site)
+    for _site in sites_running("assess_kri"):
+        _define_assess_kri(_site)
     for _site in sites_running("vnnlib"):
         _define_vnnlib(_site)
     for _site in sites_running("report_assess"):

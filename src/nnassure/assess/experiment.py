@@ -12,6 +12,9 @@
   radius and, at each confidence gamma, the largest radius of uniform bounded noise whose
   Hoeffding bound on the misclassification probability is <= 1 - gamma), or the reason they do
   not apply;
+- :func:`kri_components`: the KRI scenario components (corruptions and attacks) on RGB image
+  inputs, per component the class-change and misclassification rates, or the reason they do not
+  apply;
 - :func:`vnncomp_result`: a decision in VNN-COMP's result-file format.
 """
 
@@ -184,6 +187,47 @@ def proven_certificates(model: AssessedModel, data: AssessmentData, samples: int
     means = frame.groupby(["certificate", "gamma"])["certified_eps"].mean().reset_index()
     return {"samples": [int(i) for i in chosen], "seconds": time.perf_counter() - started,
             "rows": frame.to_dict(orient="records"), "mean_certified_eps": means.to_dict(orient="records")}
+
+
+def kri_not_applicable(model: AssessedModel, domain: tuple[float, float] | None) -> str | None:
+    """Why the KRI scenarios do not apply to ``model``, or None: they perturb RGB images in [0, 1]."""
+    shape = model.input_shape
+    if len(shape) != 3 or shape[0] != 3 or min(shape[1:]) < 8:
+        return (f"the model's input {tuple(shape)} is not an RGB image (3, H, W) with H, W >= 8, which the "
+                "corruptions and attacks of the KRI scenarios perturb")
+    if domain != (0.0, 1.0):
+        return "the scenarios' parameters are for pixel values in [0, 1]: set assess.domain=[0,1]"
+    return None
+
+
+def kri_components(model: AssessedModel, data: AssessmentData, scenarios: dict[str, Any], samples: int, draws: int,
+                   seed: int, domain: tuple[float, float] | None) -> dict[str, Any]:
+    """Per KRI scenario component (Schwerdtner et al., Eq. 1 with the class-change and the
+    misclassification loss): the share of perturbed draws of the first ``samples`` images whose
+    class differs from the clean image's, and from the label. Estimates on these samples."""
+    reason = kri_not_applicable(model, domain)
+    if reason is not None:
+        return {"skipped": reason}
+    from nnassure.kri.infer import infer_scenario
+
+    images = np.ascontiguousarray(data.x[:samples].transpose(0, 2, 3, 1))
+    labels = data.labels[:samples]
+    classes = [str(c) for c in range(model.classes)]
+    network = model.network if model.outputs > 1 else None
+    if network is None:
+        return {"skipped": "a one-logit model: the KRI attacks need one logit per class"}
+    rows = []
+    for name, scenario in scenarios.items():
+        started = time.perf_counter()
+        ds = infer_scenario(network, images, labels, name, scenario, draws, seed, classes, progress=False)
+        predicted = ds["logits"].argmax("class").values
+        clean = ds["clean_logits"].argmax("class").values[:, None]
+        rows.append({"scenario": name, "family": str(scenario["family"]), "kind": str(scenario["kind"]),
+                     "draws": int(ds.sizes["draw"]), "samples": int(ds.sizes["sample"]),
+                     "class_change": float((predicted != clean).mean()),
+                     "misclassification": float((predicted != labels[:, None]).mean()),
+                     "seconds": time.perf_counter() - started})
+    return {"rows": rows}
 
 
 def vnncomp_result(decision: Any) -> str:

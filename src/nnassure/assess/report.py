@@ -33,7 +33,7 @@ def _png(figure: Any) -> str:
 
 
 def _figures(accuracy: dict[str, Any], certify: pd.DataFrame, summary: pd.DataFrame,
-             proven: dict[str, Any]) -> dict[str, str]:
+             proven: dict[str, Any], kri: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,11 +79,22 @@ def _figures(accuracy: dict[str, Any], certify: pd.DataFrame, summary: pd.DataFr
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=7)
         ax.set_ylabel("radius (Linf)")
         figures["proven"] = _png(fig)
+    if "skipped" not in kri:
+        frame = pd.DataFrame(kri["rows"])
+        fig, ax = plt.subplots(figsize=(5.6, 3.2))
+        positions = np.arange(len(frame))
+        ax.bar(positions - 0.2, frame["class_change"], 0.4, label="class change")
+        ax.bar(positions + 0.2, frame["misclassification"], 0.4, label="misclassification")
+        ax.set_xticks(positions, frame["scenario"], rotation=40, fontsize=7, ha="right")
+        ax.set_ylabel("share of perturbed draws")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        figures["kri"] = _png(fig)
     return figures
 
 
 def build_report(manifest: dict[str, Any], accuracy: dict[str, Any], certify: pd.DataFrame, summary: pd.DataFrame,
-                 proven: dict[str, Any], vnnlib: list[dict[str, Any]], config_yaml: str) -> str:
+                 proven: dict[str, Any], kri: dict[str, Any], vnnlib: list[dict[str, Any]], config_yaml: str) -> str:
     """The report's HTML (see the module docstring)."""
     from jinja2 import Environment
 
@@ -112,8 +123,14 @@ def build_report(manifest: dict[str, Any], accuracy: dict[str, Any], certify: pd
             if row.certificate != "worst-case":
                 estimated_lines.append(f"under uniform noise, mean PROVEN radius {row.certified_eps:.4g} at confidence "
                                        f"{row.gamma:g} ({len(proven['samples'])} samples)")
-    skipped_lines.append("KRI scenarios (corruptions and attacks of Schwerdtner et al.) on outside models: not run by "
-                         "this version of the assessment")
+    kri_frame = None
+    if "skipped" in kri:
+        skipped_lines.append(f"KRI scenarios: {kri['skipped']}")
+    else:
+        kri_frame = pd.DataFrame(kri["rows"])
+        worst = kri_frame.sort_values("class_change").iloc[-1]
+        estimated_lines.append(f"KRI scenarios: the highest class-change rate is {worst['class_change']:.1%}, under "
+                               f"{worst['scenario']} ({worst['family']}), over {int(worst['samples'])} images")
     counterexamples = [{"property": r["property"], "x": np.array2string(np.asarray(r["counterexample"]), precision=6,
                                                                       threshold=20),
                         "y": np.array2string(np.asarray(r["output"]), precision=6)}
@@ -131,11 +148,13 @@ def build_report(manifest: dict[str, Any], accuracy: dict[str, Any], certify: pd
         return Markup("") if frame is None or frame.empty else Markup(frame.to_html(border=0, **kwargs))
 
     return template.render(
-        name=manifest["name"], m=manifest, built_from="import.json, accuracy.json, certify.parquet, proven.json, "
-        "vnnlib/*.json", proven=proven_lines, found=found_lines, estimated=estimated_lines, skipped=skipped_lines,
+        name=manifest["name"], m=manifest,
+        built_from="import.json, accuracy.json, certify.parquet, proven.json, kri.json, vnnlib/*.json",
+        proven=proven_lines, found=found_lines, estimated=estimated_lines, skipped=skipped_lines,
         accuracy=accuracy, confusion_table=table(confusion), certify_table=table(summary, index=False,
                                                                                    float_format="%.4g"),
-        figures=_figures(accuracy, certify, summary, proven), proven_skipped=proven.get("skipped"),
+        figures=_figures(accuracy, certify, summary, proven, kri), proven_skipped=proven.get("skipped"),
+        kri_skipped=kri.get("skipped"), kri_table=table(kri_frame, index=False, float_format="%.4g"),
         proven_count=len(proven.get("samples", [])), proven_table=table(proven_frame, index=False, float_format="%.4g"),
         vnnlib_table=table(vnnlib_frame, index=False, float_format="%.3f") if vnnlib else "",
         counterexamples=counterexamples, config=config_yaml)

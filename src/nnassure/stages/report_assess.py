@@ -27,9 +27,9 @@ def main(cfg: DictConfig) -> None:
     certify = pd.read_parquet(paths.assess_certification(name))
     summary = pd.read_csv(paths.assess_certification(name).with_name("certify_summary.csv"))
     proven = json.loads(paths.assess_proven(name).read_text())
+    kri = json.loads(paths.assess_kri(name).read_text())
     vnnlib = read_results([paths.vnnlib_result(name, stem) for stem in sorted(assessment.properties)])
-    html = build_report(manifest, accuracy, certify, summary, proven, vnnlib,
-                        OmegaConf.to_yaml(cfg.assess))
+    html = build_report(manifest, accuracy, certify, summary, proven, kri, vnnlib, OmegaConf.to_yaml(cfg.assess))
     target = paths.assess_report(name)
     columns = ["property", "file", "result", "vnncomp", "decided_by", "seconds", "cases", "note"]
     frame = pd.DataFrame([{k: r[k] for k in columns} for r in vnnlib], columns=columns)
