@@ -275,8 +275,9 @@ def test_a_property_only_the_milp_decides(onnx_files, tmp_path):
     without_milp = decide(model, prop, DecideSettings(methods=("falsify", "ibp", "crown", "alpha-crown")),
                           layers=layers)
     assert without_milp.result == "unknown"
-    with_milp = decide(model, prop, DecideSettings(time_limit=60), layers=layers)
-    assert with_milp.result == "holds" and with_milp.decided_by == "milp"
+    for backend in ("highs", "gurobi"):
+        with_milp = decide(model, prop, DecideSettings(time_limit=60, backend=backend), layers=layers)
+        assert with_milp.result == "holds" and with_milp.decided_by == "milp", (backend, with_milp.note)
     attack_finds_nothing(model, prop)
     # Just below the maximum the same property is violated, and the MILP's point is checked.
     below = write_property(tmp_path, "milp_below", lower, upper, [[(a, -(highest - 1e-3))]], 3)
