@@ -38,23 +38,34 @@ def test_every_rule_in_the_rule_files_declares_threads_and_resources(path: Path)
 
 def test_every_job_of_the_smoke_dag_asks_for_its_stages_configured_resources(tmp_path: Path) -> None:
     """A dry run from scratch prints every job's resources; each equals conf/resources/ for its stage."""
-    result = subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
-                             "--cores", "2", "--config", "experiment=smoke", "overrides=tracking=disabled"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    cfg = compose(["experiment=smoke"])
-    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", result.stdout, flags=re.M | re.S)
+    import numpy as np
+    import torch
+
+    # The smoke experiment's DAG, and an assessment's (an outside model, its data, one property).
+    torch.onnx.export(torch.nn.Sequential(torch.nn.Linear(2, 2)), torch.zeros(1, 2), str(tmp_path / "m.onnx"),
+                      dynamo=False)
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2), np.float32), y=np.zeros(4, np.int64))
+    (tmp_path / "p.vnnlib").write_text("(declare-const X_0 Real)\n")
+    assessment = (f"assess.model={tmp_path / 'm.onnx'} assess.data={tmp_path / 'd.npz'} "
+                  f"assess.properties=[{tmp_path / 'p.vnnlib'}]")
     seen = set()
-    for rule, body in jobs:
-        if rule == "all":
-            continue
-        match = re.search(r"resources: (.*)", body)
-        assert match, f"job of rule {rule} declares no resources"
-        resources = dict(item.split("=", 1) for item in match.group(1).split(", "))
-        expected = cfg.resources[rule]
-        assert int(resources["mem_mb"]) == expected.mem_mb, rule
-        assert int(resources["runtime"]) == expected.runtime, rule
-        seen.add(rule)
+    for experiment, extra in (("smoke", ""), ("assess", assessment)):
+        result = subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
+                                 "--cores", "2", "--config", f"experiment={experiment}",
+                                 f"overrides=tracking=disabled {extra}"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        cfg = compose([f"experiment={experiment}"])
+        jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", result.stdout, flags=re.M | re.S)
+        for rule, body in jobs:
+            if rule == "all":
+                continue
+            match = re.search(r"resources: (.*)", body)
+            assert match, f"job of rule {rule} declares no resources"
+            resources = dict(item.split("=", 1) for item in match.group(1).split(", "))
+            expected = cfg.resources[rule]
+            assert int(resources["mem_mb"]) == expected.mem_mb, rule
+            assert int(resources["runtime"]) == expected.runtime, rule
+            seen.add(rule)
     assert seen == set(STAGES) - {"sweep_summary"}
 
 
