@@ -128,6 +128,22 @@ def test_the_converted_model_agrees_with_onnxruntime(onnx_files, name):
     assert model.relu_only == (name != "tanh")
 
 
+def test_a_model_whose_batch_is_fixed_at_one_is_imported_and_decided(tmp_path):
+    path = tmp_path / "fixed.onnx"
+    torch.onnx.export(mlp(2, 8, 3, 0).eval(), torch.zeros(1, 2), str(path), input_names=["x"], output_names=["y"],
+                      dynamo=False)  # no dynamic axes: the VNN-COMP habit of a batch of 1
+    model = load_onnx(path)
+    assert model.fixed_batch
+    x = np.random.default_rng(0).uniform(-5, 5, size=(300, 2)).astype(np.float32)
+    assert check_against_onnxruntime(model, x, 1e-5).prediction_mismatches == 0
+    classes = onnxruntime_logits(model, x).argmax(axis=1)
+    top = int(np.bincount(classes).argmax())
+    known = x[classes != top][0]
+    prop = write_property(tmp_path, "fixed", known - 0.01, known + 0.01, not_top(top, 3), 3)
+    assert_checked(model, prop, decide(model, prop, DecideSettings(), layers=graph_layers(model.network,
+                                                                                          model.input_shape)))
+
+
 def test_an_operator_the_bound_engine_cannot_bound_is_refused_by_name(onnx_files):
     with pytest.raises(InputFileError, match="ONNX operator Softmax is not supported by the bound engine"):
         load_onnx(onnx_files["softmax"])
@@ -201,8 +217,55 @@ def test_vnnlib_syntax_errors_and_mismatches_are_one_line_with_the_place(tmp_pat
     with pytest.raises(InputFileError, match="input X_0 is not bounded on both sides"):
         read_vnnlib(tmp_path / "open.vnnlib", 1, 1)
     (tmp_path / "strict.vnnlib").write_text(text.replace("(assert (<= X_0 1.0))", "(assert (< X_0 1.0))"))
-    with pytest.raises(InputFileError, match="VNN-LIB error: Function '<' is not supported"):
+    with pytest.raises(InputFileError, match=r"strict.vnnlib:4:9: VNN-LIB error: '<' is not supported"):
         read_vnnlib(tmp_path / "strict.vnnlib", 1, 1)
+    (tmp_path / "undeclared.vnnlib").write_text(text.replace("(<= X_0 1.0)", "(<= X_1 1.0)"))
+    with pytest.raises(InputFileError, match=r"undeclared.vnnlib:4:13: VNN-LIB error: undeclared name 'X_1'"):
+        read_vnnlib(tmp_path / "undeclared.vnnlib", 1, 1)
+
+
+def _read_text(tmp_path, text, inputs, outputs):
+    path = tmp_path / "p.vnnlib"
+    path.write_text(text)
+    return read_vnnlib(path, inputs, outputs)
+
+
+def test_vnnlib_combines_top_level_output_constraints_with_each_disjunct(tmp_path):
+    # vnnlib 0.0.1 read the first polytope as Y_0 <= -3 (its first row overwrote the common one).
+    prop = _read_text(tmp_path, "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+                      "(assert (>= X_0 0))(assert (<= X_0 10))(assert (>= Y_0 3))"
+                      "(assert (or (and (<= Y_0 5)) (and (<= Y_1 -100))))", 1, 2)
+    (region,) = prop.regions
+    first, second = region.polytopes
+    inside = np.array([[3.0, 0.0], [4.0, 7.0], [5.0, -1.0]])
+    assert first.contains(inside).all() and not first.contains(np.array([[2.9, 0.0], [5.1, 0.0]])).any()
+    assert second.contains(np.array([[3.0, -100.0], [9.0, -200.0]])).all()
+    assert not second.contains(np.array([[4.0, 0.0], [2.0, -150.0]])).any()
+
+
+def test_vnnlib_refuses_input_constraints_that_are_not_a_box(tmp_path):
+    header = "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)"
+    box = "(assert (>= X_0 0))(assert (<= X_0 5))(assert (>= X_1 0))(assert (<= X_1 5))"
+    with pytest.raises(InputFileError, match="an input constraint relates X_0, X_1"):
+        _read_text(tmp_path, header + box + "(assert (<= (+ X_0 X_1) 1))(assert (<= Y_0 0))", 2, 1)
+    with pytest.raises(InputFileError, match="a constraint mixes inputs and outputs"):
+        _read_text(tmp_path, header + box + "(assert (<= X_0 Y_0))", 2, 1)
+    with pytest.raises(InputFileError, match="a product of variables is not linear"):
+        _read_text(tmp_path, header + box + "(assert (<= (* X_0 Y_0) 1))", 2, 1)
+
+
+def test_vnnlib_reads_assertions_in_any_order_and_drops_empty_cases(tmp_path):
+    prop = _read_text(tmp_path, "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= Y_0 1))"
+                      "(assert (or (and (>= X_0 0) (<= X_0 1)) (and (>= X_0 3) (<= X_0 2))))(assert (>= Y_0 -1))",
+                      1, 1)
+    (region,) = prop.regions  # the second box is empty: no point can be in it
+    np.testing.assert_array_equal([region.lower, region.upper], [[0.0], [1.0]])
+    (polytope,) = region.polytopes
+    assert polytope.contains(np.array([[-1.0], [1.0]])).all() and not polytope.contains(np.array([[1.5]])).any()
+    chained = _read_text(tmp_path, "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= -0.5 X_0 (- 0.25)))"
+                         "(assert (>= (* 2 Y_0) 3))", 1, 1)
+    np.testing.assert_array_equal([chained.regions[0].lower, chained.regions[0].upper], [[-0.5], [-0.25]])
+    assert chained.regions[0].polytopes[0].contains(np.array([[1.5]]))[0]
 
 
 def test_vnnlib_reads_the_vnncomp_dialect(tmp_path):

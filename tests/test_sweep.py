@@ -147,7 +147,8 @@ def test_an_unknown_key_or_a_bad_value_names_the_point(tmp_path: Path, base) -> 
                                          "proven_verified", "report", "report_proven"}),
     ("ensemble.time_limit=4", {"ensemble_row", "report_ensemble"}, {"ensemble_row", "report_ensemble"}),
     ("video.lr=0.004", {"video_train"}, {"video_train", "video_bounds", "report_video"}),
-    ("kri.draws=3", {"kri_infer", "kri_tensor"}, {"kri_infer", "kri_tensor", "report_kri"}),
+    ("kri.draws=3", {"kri_infer", "kri_tensor", "assess_kri"},
+     {"kri_infer", "kri_tensor", "report_kri", "assess_kri", "report_assess"}),
     # grid.costs is read by the reports only: the stages of a new cost compute what the experiment
     # would, so they are shared (new jobs where the experiment keeps its artifacts).
     ("grid.costs=[5.0]", {"report", "report_proven"}, {"report", "report_proven"}),

@@ -81,15 +81,16 @@ def test_a_stage_sees_only_its_keys() -> None:
     ("certify.radius_steps=3", {"certify"}, {"report", "proven_verified", "train"}),
     ("video.brightness=[0.1]", {"video_bounds", "report_video"}, {"video_train", "video_data"}),
     ("video.hidden=16", {"video_train"}, {"video_data", "video_bounds", "report_video"}),
-    ("kri.draws=3", {"kri_infer", "kri_tensor"}, {"kri_train", "kri_certify", "kri_data"}),
+    # assess_kri runs the scenario components on an outside model, with the KRI family's draws
+    ("kri.draws=3", {"kri_infer", "kri_tensor", "assess_kri"}, {"kri_train", "kri_certify", "kri_data"}),
     ("kri.certify.samples=4", {"kri_certify", "report_kri"}, {"kri_infer", "kri_tensor", "kri_train"}),
     # which scenarios are certified decides which certificate jobs exist, not what one computes
     ("kri.certify.scenarios=[]", {"report_kri"}, {"kri_certify"}),
     ("kri.severity.default=2", {"kri_tensor", "report_kri"}, {"kri_infer", "kri_certify"}),
     ("kri.variants.GCE.gce_alpha=0.3", {"kri_train", "report_kri"}, {"kri_infer", "kri_tensor", "kri_data"}),
     ("kri.variants.NNet.description=x", {"report_kri"}, {"kri_train"}),
-    ("+kri.scenarios.fog.draws=2", {"kri_tensor", "report_kri"}, {"kri_infer", "kri_certify"}),
-    ("kri.scenarios.gaussian.params.sigma=0.1", {"kri_infer", "kri_certify", "kri_tensor", "report_kri"},
+    ("+kri.scenarios.fog.draws=2", {"kri_tensor", "report_kri", "assess_kri"}, {"kri_infer", "kri_certify"}),
+    ("kri.scenarios.gaussian.params.sigma=0.1", {"kri_infer", "kri_certify", "kri_tensor", "report_kri", "assess_kri"},
      {"kri_train"}),
     ("tracking.project=other", set(), set(stage_keys.STAGES)),
 ])

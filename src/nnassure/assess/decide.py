@@ -195,11 +195,11 @@ def decide(model: AssessedModel, prop: Property, settings: DecideSettings, engin
     try:
         if "falsify" in methods:
             for region, polytope in cases:
+                if elapsed() > settings.time_limit:
+                    return decision("timeout", "", "the time limit ran out during falsification")
                 found = falsify(model, region, polytope, settings, rng)
                 if found is not None:
                     return decision("violated", "falsify", x=found[0], y=found[1])
-                if elapsed() > settings.time_limit:
-                    return decision("timeout", "", "the time limit ran out during falsification")
         open_cases = list(cases)
         bound_methods = [m for m in BOUND_METHODS if m in methods]
         if bound_methods and engine is None:
@@ -210,13 +210,13 @@ def decide(model: AssessedModel, prop: Property, settings: DecideSettings, engin
         for method in bound_methods:
             still_open = []
             for region, polytope in open_cases:
+                if elapsed() > settings.time_limit:
+                    return decision("timeout", "", f"the time limit ran out during {method}")
                 if _bound_refutes(engine, region, polytope, method, engine.input_shape):
                     closed[method] += 1
                     last = method
                 else:
                     still_open.append((region, polytope))
-                if elapsed() > settings.time_limit:
-                    return decision("timeout", "", f"the time limit ran out during {method}")
             open_cases = still_open
             if not open_cases:
                 return decision("holds", last)

@@ -42,6 +42,8 @@ def graph_layers(network: nn.Module, input_shape: tuple[int, ...]) -> list[Layer
                 previous = node
                 continue
             if node.op == "output":
+                if node.args[0] is not previous:
+                    raise ValueError("cannot encode the graph for the MILP: its output is not its last module's")
                 break
             if node.op != "call_module":
                 raise ValueError(f"cannot encode graph node {node.name} ({node.op} {node.target}) for the MILP: "

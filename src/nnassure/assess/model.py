@@ -90,6 +90,7 @@ class AssessedModel:
     activations: list[str] = field(default_factory=list)
     onnx_path: Path | None = None
     input_name: str = "input"
+    fixed_batch: bool = False  # the ONNX file takes one sample at a time (onnxruntime runs it so)
 
     @property
     def classes(self) -> int:
@@ -186,6 +187,14 @@ def load_onnx(path: str | Path) -> AssessedModel:
     if len(shape) < 2 or any(not isinstance(d, int) or d <= 0 for d in shape[1:]):
         raise InputFileError(f"{path}: input {inputs[0].name!r} has shape {shape}; expected (batch, ...) with every "
                              "other dimension fixed")
+    fixed_batch = isinstance(shape[0], int)
+    if fixed_batch:
+        if shape[0] != 1:
+            raise InputFileError(f"{path}: input {inputs[0].name!r} has a fixed batch size of {shape[0]}; expected a "
+                                 "free batch dimension or a batch of 1")
+        # Many VNN-COMP networks fix the batch at 1: the conversion gets the same graph with a free
+        # batch dimension, checked against the original file below (check_against_onnxruntime).
+        model = _free_batch(model, path)
     opset = _opset(model)
     operators = onnx_operators(model)
     converter = onnx2torch()
@@ -219,7 +228,22 @@ def load_onnx(path: str | Path) -> AssessedModel:
         raise InputFileError(f"{path}: the output has shape {list(probe.shape)}; expected (batch, classes)")
     return AssessedModel(network=network, input_shape=input_shape, outputs=int(outputs), source="onnx",
                          files={str(path): file_sha256(path)}, operators=operators,
-                         activations=_activation_names(operators), onnx_path=path, input_name=inputs[0].name)
+                         activations=_activation_names(operators), onnx_path=path, input_name=inputs[0].name,
+                         fixed_batch=fixed_batch)
+
+
+def _free_batch(model: Any, path: Path) -> Any:
+    """``model`` with its input's and output's first dimension made symbolic."""
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    try:
+        inputs = {i.name: ["batch", *_onnx_shape(i)[1:]] for i in graph.input if i.name not in initializers}
+        outputs = {o.name: ["batch", *_onnx_shape(o)[1:]] for o in graph.output}
+        return update_inputs_outputs_dims(model, inputs, outputs)
+    except Exception as exc:
+        raise InputFileError(f"{path}: the batch dimension is fixed at 1 and could not be freed ({exc})") from None
 
 
 def load_native(stem: str | Path) -> AssessedModel:
@@ -262,6 +286,8 @@ def onnxruntime_logits(model: AssessedModel, x: np.ndarray, batch_size: int = 10
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(model.onnx_path), options, providers=["CPUExecutionProvider"])
     parts = []
+    if model.fixed_batch:
+        batch_size = 1
     for start in range(0, len(x), batch_size):
         chunk = np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)
         parts.append(np.asarray(session.run(None, {model.input_name: chunk})[0]).reshape(len(chunk), -1))
