@@ -1,8 +1,10 @@
 """Shared fixtures: a tiny data set, seeded random ReLU MLPs (2 inputs, 1 logit) and the smoke run."""
 
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,23 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                              "overrides=tracking=disabled"], capture_output=True, text=True, env=env, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir / "results" / "smoke"
+
+
+# Where the SLURM tests find Slurm's client commands: PATH as the suite was started with.
+REAL_PATH = os.environ["PATH"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Outside the SLURM tests, a ``scontrol`` that fails at once comes first on PATH. Once Slurm's
+    client is installed (the SLURM tests install it, and on a developer's machine it may be there
+    from the start), every Snakemake start of the suite would otherwise wait 9 s for ``scontrol show
+    config`` (see :func:`pytest_collection_modifyitems`): that made the whole suite 28 min instead
+    of 20 here. tests/test_slurm.py runs on :data:`REAL_PATH`."""
+    stub = Path(tempfile.mkdtemp(prefix="nnassure-no-scontrol-"))
+    scontrol = stub / "scontrol"
+    scontrol.write_text("#!/bin/sh\n# nnassure's test suite: no Slurm controller outside the SLURM tests\nexit 1\n")
+    scontrol.chmod(scontrol.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.environ["PATH"] = f"{stub}{os.pathsep}{REAL_PATH}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

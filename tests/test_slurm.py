@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import REAL_PATH
 
 from nnassure import slurm
 from nnassure.slurm import parse_partitions, partition_problem
@@ -124,7 +125,8 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+# The real PATH: the rest of the suite puts a failing scontrol first (tests/conftest.py).
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{REAL_PATH}"}
 # Bounds for `timeout`: an unanswered status query must fail the test, not hang it.
 RUN_TIMEOUT_S = 600
 FAIL_TIMEOUT_S = 180
@@ -143,7 +145,7 @@ def cluster_blocker() -> str | None:
 
 
 def run_cluster(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(CLUSTER), command], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["bash", str(CLUSTER), command], capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +179,7 @@ def through_slurm(workdir: Path, *args: str, timeout_s: int = RUN_TIMEOUT_S,
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
     """The states slurmctld still holds (MinJobAge=600 on the test cluster) for these SLURM jobs."""
     out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T", "--jobs", ",".join(job_ids)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+                         capture_output=True, text=True, timeout=60, check=True, env=ENV).stdout
     return dict(line.split("|") for line in out.split())
 
 
