@@ -86,7 +86,11 @@ def attack_finds_nothing(model, prop, points: int = 4000, seed: int = 0) -> None
     rng = np.random.default_rng(seed)
     for region in prop.regions:
         x = rng.uniform(region.lower, region.upper, size=(points, len(region.lower))).astype(np.float32)
-        corners = np.array(np.meshgrid(*zip(region.lower, region.upper, strict=True))).reshape(len(region.lower), -1).T
+        if len(region.lower) <= 10:  # every corner of a small box; random corners of a large one
+            corners = np.array(np.meshgrid(*zip(region.lower, region.upper, strict=True)))
+            corners = corners.reshape(len(region.lower), -1).T
+        else:
+            corners = np.where(rng.random((points, len(region.lower))) < 0.5, region.lower, region.upper)
         x = np.concatenate([x, corners.astype(np.float32)])
         y = onnxruntime_logits(model, x.reshape(len(x), *model.input_shape))
         for polytope in region.polytopes:
@@ -364,6 +368,7 @@ def test_a_cnn_property_is_decided_through_the_unrolled_convolution(onnx_files, 
     layers = graph_layers(model.network, model.input_shape)
     tiny = write_property(tmp_path, "cnn_tiny", image - 1e-4, image + 1e-4, not_top(top, 4), 4)
     assert decide(model, tiny, DecideSettings(methods=("milp",)), layers=layers).result == "holds"
+    attack_finds_nothing(model, tiny, points=1000)
     wide = write_property(tmp_path, "cnn_wide", np.zeros(64), np.ones(64), not_top(top, 4), 4)
     decision = decide(model, wide, DecideSettings(), layers=layers)
     assert_checked(model, wide, decision)
