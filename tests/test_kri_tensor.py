@@ -24,7 +24,8 @@ from nnassure.config import compose  # noqa: E402
 from nnassure.data.images import load_image_dataset, save_image_dataset, split_indices  # noqa: E402
 from nnassure.data.signs import SIGN_CLASSES, render_signs  # noqa: E402
 from nnassure.errors import ConfigError, InputFileError  # noqa: E402
-from nnassure.kri.infer import file_sha256, infer_scenario, read_inference, write_inference  # noqa: E402
+from nnassure.io import file_sha256  # noqa: E402
+from nnassure.kri.infer import infer_scenario, read_inference, write_inference  # noqa: E402
 from nnassure.kri.model import KriCNN, KriCNNSpec, load_kri_model, save_kri_model, to_model_input  # noqa: E402
 from nnassure.kri.scenarios import perturb, perturb_cell  # noqa: E402
 from nnassure.kri.tensor import apply_losses, merge_tensor, open_tensor, severity_matrix, write_tensor  # noqa: E402

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,13 @@ class DecideSettings:
     backend: str = "highs"
     threads: int = 1
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, v: Any, threads: int) -> DecideSettings:
+        """The settings of a composed ``assess.vnnlib`` section ``v``, with ``threads`` solver threads."""
+        return cls(methods=tuple(v.methods), time_limit=float(v.time_limit), samples=int(v.samples),
+                   starts=int(v.starts), pgd_steps=int(v.pgd_steps), backend=str(v.backend), threads=int(threads),
+                   seed=int(v.seed))
 
 
 @dataclass

@@ -46,7 +46,7 @@ def load_checked(assess: Any, manifest: dict[str, Any] | None = None) -> tuple[A
     model = load_assessed_model(assessment.model)
     data = load_assessment_data(assessment.data, model.input_shape, model.classes, domain_of(assess))
     if manifest is not None:
-        from nnassure.assess.model import file_sha256
+        from nnassure.io import file_sha256
 
         recorded = {**manifest["model"]["files"], str(assessment.data): manifest["data"]["sha256"]}
         for path, digest in recorded.items():
@@ -54,6 +54,19 @@ def load_checked(assess: Any, manifest: dict[str, Any] | None = None) -> tuple[A
                 raise InputFileError(f"{path}: changed since assess_import checked it (SHA-256 differs); rerun the "
                                      "assessment")
     return model, data
+
+
+def imported(cfg: Any) -> tuple[str, AssessedModel, AssessmentData]:
+    """What a stage after assess_import works on: the model's name, and the model and data as
+    :func:`load_checked` gives them against the import's manifest."""
+    import json
+
+    from nnassure.paths import ExperimentPaths
+
+    name = resolve(cfg.assess).name
+    manifest = json.loads(ExperimentPaths.from_config(cfg).assess_manifest(name).read_text())
+    model, data = load_checked(cfg.assess, manifest)
+    return name, model, data
 
 
 def clean_accuracy(model: AssessedModel, data: AssessmentData, costs: Sequence[Sequence[float]] | None

@@ -17,7 +17,6 @@ when its label's logit is strictly above every other).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from torch import nn
 
 from nnassure.certify.bounds import graph_rounding_slack, register_rounding_bound
 from nnassure.errors import InputFileError
+from nnassure.io import file_sha256
 from nnassure.onnx_compat import TORCHVISION_OPERATORS, onnx2torch
 
 
@@ -65,15 +65,6 @@ BOUNDABLE_OPERATORS = frozenset({
 # The ReLU networks the exact MILP encoding (nnassure.ensemble.encoding) covers.
 MILP_OPERATORS = frozenset({"Gemm", "MatMul", "Add", "Conv", "Relu", "Flatten", "Reshape", "Constant", "Identity",
                             "Dropout"})
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -68,10 +68,7 @@ def run(cfg: DictConfig, instances: int) -> str:
     from nnassure.assess.model import load_onnx
     from nnassure.assess.vnnlib import read_vnnlib
 
-    v = cfg.assess.vnnlib
-    settings = DecideSettings(methods=tuple(v.methods), time_limit=float(v.time_limit), samples=int(v.samples),
-                              starts=int(v.starts), pgd_steps=int(v.pgd_steps), backend=str(v.backend),
-                              threads=int(cfg.threads), seed=int(v.seed))
+    settings = DecideSettings.from_config(cfg.assess.vnnlib, int(cfg.threads))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -39,7 +39,6 @@ below the observed logit difference, which it skips and requires to be rare.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -60,15 +59,6 @@ FORMAT = "nnassure-kri-infer-1"
 ENGINE = "h5netcdf"
 _ATTRS = ("variant", "scenario", "family", "kind", "draws", "seed", "samples", "scenario_config", "model_sha256",
           "data_sha256")
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _non_finite(array: np.ndarray, dims: Sequence[str]) -> str | None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 from omegaconf import DictConfig
 
 from nnassure.io import write_json, write_parquet
@@ -14,12 +12,10 @@ from nnassure.tracking import tracked_run
 
 
 def main(cfg: DictConfig) -> None:
-    from nnassure.assess.experiment import clean_accuracy, load_checked, resolve
+    from nnassure.assess.experiment import clean_accuracy, imported
 
     paths = ExperimentPaths.from_config(cfg)
-    name = resolve(cfg.assess).name
-    manifest = json.loads(paths.assess_manifest(name).read_text())
-    model, data = load_checked(cfg.assess, manifest)
+    name, model, data = imported(cfg)
     costs = None if cfg.assess.costs is None else [list(map(float, row)) for row in cfg.assess.costs]
     summary, frame = clean_accuracy(model, data, costs)
     with tracked_run(cfg, "assess_accuracy", name) as tracker:

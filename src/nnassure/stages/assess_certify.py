@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 from omegaconf import DictConfig
 
 from nnassure.io import write_csv, write_parquet
@@ -14,12 +12,10 @@ from nnassure.tracking import tracked_run
 
 
 def main(cfg: DictConfig) -> None:
-    from nnassure.assess.experiment import certify_samples, domain_of, load_checked, resolve
+    from nnassure.assess.experiment import certify_samples, domain_of, imported
 
     paths = ExperimentPaths.from_config(cfg)
-    name = resolve(cfg.assess).name
-    manifest = json.loads(paths.assess_manifest(name).read_text())
-    model, data = load_checked(cfg.assess, manifest)
+    name, model, data = imported(cfg)
     c = cfg.assess.certify
     with tracked_run(cfg, "assess_certify", name) as tracker:
         samples, summary = certify_samples(

@@ -25,7 +25,8 @@ def main(cfg: DictConfig) -> None:
     import torch
 
     from nnassure.assess.experiment import load_checked, resolve
-    from nnassure.assess.model import check_against_onnxruntime, file_sha256
+    from nnassure.assess.model import check_against_onnxruntime
+    from nnassure.io import file_sha256
 
     assessment = resolve(cfg.assess)
     model, data = load_checked(cfg.assess)

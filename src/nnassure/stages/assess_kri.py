@@ -5,8 +5,6 @@ misclassification rates of the first ``assess.kri.samples`` images, or the reaso
 
 from __future__ import annotations
 
-import json
-
 from omegaconf import DictConfig, OmegaConf
 
 from nnassure.io import write_json
@@ -16,12 +14,10 @@ from nnassure.tracking import tracked_run
 
 
 def main(cfg: DictConfig) -> None:
-    from nnassure.assess.experiment import domain_of, kri_components, load_checked, resolve
+    from nnassure.assess.experiment import domain_of, imported, kri_components
 
     paths = ExperimentPaths.from_config(cfg)
-    name = resolve(cfg.assess).name
-    manifest = json.loads(paths.assess_manifest(name).read_text())
-    model, data = load_checked(cfg.assess, manifest)
+    name, model, data = imported(cfg)
     chosen = cfg.assess.kri.scenarios if cfg.assess.kri.scenarios is not None else list(cfg.kri.scenarios)
     scenarios = {s: OmegaConf.to_container(cfg.kri.scenarios[s], resolve=True) for s in chosen}
     with tracked_run(cfg, "assess_kri", name) as tracker:

@@ -4,8 +4,6 @@ the first assess.proven.samples correctly classified points, or the reason they 
 
 from __future__ import annotations
 
-import json
-
 from omegaconf import DictConfig
 
 from nnassure.io import write_json
@@ -17,13 +15,11 @@ from nnassure.tracking import tracked_run
 def main(cfg: DictConfig) -> None:
     import pandas as pd
 
-    from nnassure.assess.experiment import load_checked, proven_certificates, resolve
+    from nnassure.assess.experiment import imported, proven_certificates
     from nnassure.proven.bisection import BisectionSettings
 
     paths = ExperimentPaths.from_config(cfg)
-    name = resolve(cfg.assess).name
-    manifest = json.loads(paths.assess_manifest(name).read_text())
-    model, data = load_checked(cfg.assess, manifest)
+    name, model, data = imported(cfg)
     p = cfg.assess.proven
     settings = BisectionSettings(eps_min=float(p.eps_min), eps_max=float(p.eps_max),
                                  tolerance=float(p.bisection_tolerance), guess_factor=float(p.guess_factor),

@@ -23,7 +23,8 @@ from nnassure.tracking import tracked_run
 
 def main(cfg: DictConfig) -> None:
     from nnassure.data.images import load_image_dataset
-    from nnassure.kri.infer import file_sha256, infer_scenario, write_inference
+    from nnassure.io import file_sha256
+    from nnassure.kri.infer import infer_scenario, write_inference
     from nnassure.kri.model import check_images, load_kri_model
 
     paths = ExperimentPaths.from_config(cfg)

@@ -24,7 +24,8 @@ from nnassure.tracking import tracked_run
 
 def main(cfg: DictConfig) -> None:
     from nnassure.data.images import load_image_dataset
-    from nnassure.kri.infer import check_fresh, check_inputs, file_sha256, read_inference
+    from nnassure.io import file_sha256
+    from nnassure.kri.infer import check_fresh, check_inputs, read_inference
     from nnassure.kri.tensor import merge_tensor, write_tensor
 
     paths = ExperimentPaths.from_config(cfg)

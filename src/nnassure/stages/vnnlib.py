@@ -22,9 +22,10 @@ def main(cfg: DictConfig) -> None:
     from nnassure.assess.decide import DecideSettings, decide
     from nnassure.assess.experiment import resolve, vnncomp_result
     from nnassure.assess.milp import graph_layers
-    from nnassure.assess.model import file_sha256, load_assessed_model
+    from nnassure.assess.model import load_assessed_model
     from nnassure.assess.paths import property_files
     from nnassure.assess.vnnlib import read_vnnlib
+    from nnassure.io import file_sha256
 
     paths = ExperimentPaths.from_config(cfg)
     name = resolve(cfg.assess).name
@@ -45,10 +46,7 @@ def main(cfg: DictConfig) -> None:
         layers = graph_layers(model.network, model.input_shape)
     except ValueError as exc:
         milp_note = f"no MILP: {exc}"
-    v = cfg.assess.vnnlib
-    settings = DecideSettings(methods=tuple(v.methods), time_limit=float(v.time_limit), samples=int(v.samples),
-                              starts=int(v.starts), pgd_steps=int(v.pgd_steps), backend=str(v.backend),
-                              threads=int(cfg.threads), seed=int(v.seed))
+    settings = DecideSettings.from_config(cfg.assess.vnnlib, int(cfg.threads))
     with tracked_run(cfg, "vnnlib", f"{name}/{stem}") as tracker:
         decision = decide(model, prop, settings, layers=layers)
         document = {
