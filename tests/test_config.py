@@ -558,3 +558,50 @@ def test_a_full_compose_cache_still_returns_every_config(monkeypatch):
 def test_compose_many_reports_the_bad_one():
     with pytest.raises(ConfigError, match="model.depth"):
         compose_many([["experiment=smoke"], ["model.depth=9"]])
+
+
+# Lists of overrides as the stage commands carry them, and the forms Hydra's grammar allows.
+KEY_OVERRIDE_LISTS = [
+    ["experiment=quick", "results_dir=/tmp/x", "tracking=disabled", "dataset=b", "train.cost_fn=10", "threads=2"],
+    ["experiment=smoke", "dataset=c", "certify.eps=[0.01,0.05]", "report.fig2_eps=0.05", "train.lr=1e-3"],
+    ["experiment=quick", "train.lr=0.1", "train.lr=0.2"],  # the last one wins, as in Hydra
+    ["train.lr=0.1", "experiment=smoke"],  # a key before the group that also sets it
+    ["experiment=quick", "grid.name='my run'", "tracking.entity=null", "kri.models=[NNet,GCE]"],
+    ["experiment=quick", "+kri.scenarios.fog2={family:weather,kind:fog,params:{fog_coef:[0.1,0.3]}}"],
+    ["experiment=quick", "~kri.certify", "kri.models=[NNet]"],
+    ["experiment=quick", "sweep.name='eps=0.1,0.2'", "sweep.own=[certify,report]"],
+    ["experiment=quick", "dataset=a", "~ensemble", "threads=1"],
+]
+
+
+@pytest.mark.parametrize("overrides", KEY_OVERRIDE_LISTS)
+def test_key_overrides_on_a_cached_composition_equal_hydra_composing_them_all(overrides, monkeypatch):
+    from nnassure import config
+
+    monkeypatch.setattr(config, "_COMPOSED", {})
+    split = config._split_overrides(overrides)
+    assert split is not None and split[1], "the list should take the cached path"
+    with config._hydra():
+        whole = OmegaConf.to_container(OmegaConf.create(config._compose_data(overrides)), resolve=True)
+    config.warm(overrides)  # as the warm-start server does before it forks a job
+    assert list(config._COMPOSED) == [(config._conf_state(), split[0])]
+    (fast,) = config._composed([overrides])
+    assert fast == whole
+
+
+@pytest.mark.parametrize("overrides", [["experiment=quick", "lr=0.1,0.2"], ["hydra.job.name=x"],
+                                       ["dataset@foo=a"]])
+def test_what_only_hydra_can_compose_is_left_to_it(overrides):
+    from nnassure import config
+
+    assert config._split_overrides(overrides) is None
+
+
+def test_a_key_override_hydra_refuses_is_reported_by_hydra_after_a_cached_composition(monkeypatch):
+    from nnassure import config
+
+    monkeypatch.setattr(config, "_COMPOSED", {})
+    config.warm(["experiment=quick"])
+    with pytest.raises(ConfigError) as info:
+        compose(["experiment=quick", "train.lr.x=1"])
+    assert str(info.value).startswith("unknown config key train.lr.x: train.lr is a value, not a section")

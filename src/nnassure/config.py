@@ -920,7 +920,7 @@ def _compose_data(overrides: Sequence[str]) -> dict[str, Any]:
 
     try:
         cfg = hydra_compose(config_name="config", overrides=list(overrides))
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as exc:
         raise from_hydra(exc, Config) from None
 
@@ -928,7 +928,8 @@ def _compose_data(overrides: Sequence[str]) -> dict[str, Any]:
 # Composed configs of this process by (conf/ files' state, overrides). Hydra re-reads and
 # re-merges every YAML file on each compose (a few tenths of a second, mostly the benchmark
 # rows); the stages, tests and benchmarks compose the same overrides again and again. The
-# key includes every conf/ file's size and modification time, so an edit is seen.
+# key includes every conf/ file's size and modification time, so an edit is seen. The values
+# are unresolved (interpolations kept), as Hydra has them before it applies key overrides.
 _COMPOSED: dict[tuple[Any, ...], dict[str, Any]] = {}
 _COMPOSED_MAX = 64
 
@@ -939,22 +940,111 @@ def _conf_state() -> tuple[Any, ...]:
                                for p in root.rglob("*.yaml")))
 
 
+def _split_overrides(overrides: Sequence[str]) -> tuple[tuple[str, ...], list[Any]] | None:
+    """The overrides that choose config groups (as given) and the parsed key overrides, or None
+    when Hydra must see them all (a sweep, a package, a ``hydra`` key or an unparsable line).
+
+    Hydra composes the defaults list from the group overrides alone and applies the key
+    overrides afterwards, in order, to the struct-mode result
+    (``ConfigLoaderImpl._apply_overrides_to_config``); :func:`_composed` does the same with a
+    cached composition of the group overrides, so jobs that differ only in keys such as
+    ``dataset=b train.cost_fn=10`` pay for one Hydra composition between them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    root = conf_dir()
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return None
+    groups, keys = [], []
+    for line, override in zip(overrides, parsed, strict=True):
+        name = override.key_or_group
+        if override.is_sweep_override() or override.package is not None or name.split(".")[0] == "hydra":
+            return None
+        if (root / name.replace(".", "/")).is_dir():
+            groups.append(line)
+        else:
+            keys.append(override)
+    return tuple(groups), keys
+
+
+def _apply_key_overrides(base: dict[str, Any], overrides: list[Any]) -> dict[str, Any]:
+    """``base`` with Hydra's key overrides applied exactly as Hydra applies them (struct mode)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    cfg = OmegaConf.create(base)
+    OmegaConf.set_struct(cfg, True)
+    ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+    return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
 def _composed(override_lists: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
-    """The composed data of each list of overrides (fresh copies), Hydra initialized once for
-    those not composed before."""
+    """The composed data of each list of overrides (fresh copies, interpolations resolved).
+
+    Hydra composes the group overrides of each list (once per distinct set, cached); its key
+    overrides are then applied to a copy. A list Hydra must see whole (:func:`_split_overrides`
+    gives None), or whose key overrides fail to apply, is composed by Hydra whole, so that a
+    bad override is reported by Hydra's own error."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     state = _conf_state()
-    keys = [(state, tuple(overrides)) for overrides in override_lists]
+    splits = {tuple(o): _split_overrides(o) for o in override_lists}
+    bases = {(state, split[0]) for split in splits.values() if split is not None}
     # Taken out of the cache first: making room for the missing ones may evict them.
-    found = {key: _COMPOSED[key] for key in dict.fromkeys(keys) if key in _COMPOSED}
-    missing = [key for key in dict.fromkeys(keys) if key not in found]
-    if missing:
-        with _hydra():
-            for key in missing:
-                found[key] = _compose_data(key[1])
-                if len(_COMPOSED) >= _COMPOSED_MAX:
-                    del _COMPOSED[next(iter(_COMPOSED))]
-                _COMPOSED[key] = found[key]
-    return [copy.deepcopy(found[key]) for key in keys]
+    found = {key: _COMPOSED[key] for key in bases if key in _COMPOSED}
+    _compose_into(found, [key for key in bases if key not in found])
+    results: dict[tuple[str, ...], dict[str, Any]] = {}
+    whole = []
+    for overrides, split in splits.items():
+        if split is None:
+            whole.append((state, overrides))
+            continue
+        try:
+            results[overrides] = _apply_key_overrides(found[(state, split[0])], split[1])
+        except (HydraException, OmegaConfBaseException):
+            whole.append((state, overrides))
+    if whole:
+        _compose_into(found, whole)
+        results.update({key[1]: found[key] for key in whole})
+    return [_resolved(results[tuple(o)]) for o in override_lists]
+
+
+def _compose_into(found: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[tuple[Any, ...]]) -> None:
+    """Compose each (state, overrides) key with Hydra, initialized once, into ``found`` and the cache."""
+    if not keys:
+        return
+    with _hydra():
+        for key in keys:
+            found[key] = _compose_data(key[1])
+            if len(_COMPOSED) >= _COMPOSED_MAX:
+                del _COMPOSED[next(iter(_COMPOSED))]
+            _COMPOSED[key] = found[key]
+
+
+def _resolved(data: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of ``data`` with its interpolations resolved (a plain deep copy without any)."""
+    if "${" not in repr(data):
+        return copy.deepcopy(data)
+    return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
+
+
+def warm(overrides: Sequence[str]) -> None:
+    """Compose the group overrides of ``overrides`` into this process's cache, so that a process
+    forked afterwards composes ``overrides`` without Hydra (:mod:`nnassure.warmstart` calls this
+    before it forks a job). Errors are left to the job's own compose, which reports them."""
+    from hydra.errors import HydraException
+
+    split = _split_overrides(overrides)
+    if split is None:
+        return
+    key = (_conf_state(), split[0])
+    if key not in _COMPOSED:
+        try:
+            _compose_into({}, [key])
+        except (ConfigError, HydraException):
+            pass
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

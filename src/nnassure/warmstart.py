@@ -105,6 +105,18 @@ def _run_child(request: dict, fds: list[int]) -> None:
             os._exit(code)
 
 
+def _warm_config(request: dict) -> None:
+    """Compose the job's config groups (experiment, data set, ...) here, once per distinct set, so
+    that the forked job applies only its key overrides instead of running Hydra again
+    (:func:`nnassure.config.warm`; measured 0.6 s of each job's 0.8 s of composing)."""
+    from nnassure.config import warm
+
+    try:
+        warm([a for a in request.get("argv", []) if not a.startswith("-")])
+    except Exception:  # noqa: BLE001 (the server keeps serving: the job's own compose reports any error)
+        pass
+
+
 def serve(address: str) -> None:
     if threading.active_count() != 1:
         raise SystemExit(f"nnassure warmstart: {threading.active_count()} threads after the imports; "
@@ -135,6 +147,7 @@ def serve(address: str) -> None:
                             os.close(fd)
                         connection.close()
                         continue
+                    _warm_config(request)
                     pid = os.fork()
                     if pid == 0:
                         listener.close()
