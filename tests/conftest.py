@@ -72,12 +72,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PATH"] = f"{stub}{os.pathsep}{REAL_PATH}"
 
 
+# Tests that share the session's smoke run or a SLURM cluster: under pytest-xdist (make test runs
+# ``-n 2 --dist loadgroup``) they all go to one worker, so that the smoke run is made once and no
+# two clusters are started side by side; the rest of the suite runs on the other worker meanwhile.
+END_TO_END_GROUP = "end_to_end"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups in its own hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests on a real SLURM cluster run last. They install Slurm's client commands, and once
     ``sinfo`` is on PATH the SLURM executor plugin runs ``scontrol show config`` whenever Snakemake
     starts (its import computes a help text from MinJobAge); with no controller answering, that
-    waits for its 10 s timeout, on every later Snakemake start of the suite (measured: 9 s)."""
+    waits for its 10 s timeout, on every later Snakemake start of the suite (measured: 9 s).
+    The tests of the smoke run and of SLURM form one xdist group (:data:`END_TO_END_GROUP`)."""
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    for item in items:
+        if "smoke_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm") is not None:
+            item.add_marker(pytest.mark.xdist_group(END_TO_END_GROUP))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
