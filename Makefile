@@ -47,9 +47,10 @@ paper: install
 smoke: install
 	$(SNAKEMAKE) --config experiment=smoke
 
-# CI runs this (.ci/run): lint first, then every test.
+# CI runs this (.ci/run): lint first, then every test, on one pytest-xdist worker per core
+# (tests/conftest.py keeps the end-to-end modules together on one of them).
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(CORES)
 
 bench: run
 	$(BIN)/python -m nnassure.bench.certify experiment=quick dataset=c train.cost_fn=1 threads=$(CORES)

@@ -55,8 +55,10 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir / "results" / "smoke"
 
 
-# Where the SLURM tests find Slurm's client commands: PATH as the suite was started with.
-REAL_PATH = os.environ["PATH"]
+# Where the SLURM tests find Slurm's client commands: PATH as the suite was started with. Kept in
+# the environment, since pytest-xdist's workers inherit the PATH this file's pytest_configure
+# changed in the controlling process.
+REAL_PATH = os.environ.setdefault("NNASSURE_TESTS_REAL_PATH", os.environ["PATH"])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,23 +74,42 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PATH"] = f"{stub}{os.pathsep}{REAL_PATH}"
 
 
-# Tests that share the session's smoke run or a SLURM cluster: under pytest-xdist (make test runs
-# ``-n 2 --dist loadgroup``) they all go to one worker, so that the smoke run is made once and no
-# two clusters are started side by side; the rest of the suite runs on the other worker meanwhile.
-END_TO_END_GROUP = "end_to_end"
+# The modules of the smoke run's tests and of the SLURM tests (which compare with the smoke run).
+# `make test` runs the suite on two pytest-xdist workers; these modules go to one worker as one
+# unit, first, so that the smoke run is made once and one SLURM cluster is started, while the
+# other worker runs the rest of the suite.
+END_TO_END_MODULES = ("tests/test_pipeline.py", "tests/test_slurm.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups in its own hook
+def _end_to_end(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0] in END_TO_END_MODULES
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests on a real SLURM cluster run last. They install Slurm's client commands, and once
+    """The end-to-end modules first (the longest unit of work starts first under xdist), and the
+    tests on a real SLURM cluster last among them. Those install Slurm's client commands, and once
     ``sinfo`` is on PATH the SLURM executor plugin runs ``scontrol show config`` whenever Snakemake
     starts (its import computes a help text from MinJobAge); with no controller answering, that
-    waits for its 10 s timeout, on every later Snakemake start of the suite (measured: 9 s).
-    The tests of the smoke run and of SLURM form one xdist group (:data:`END_TO_END_GROUP`)."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
-    for item in items:
-        if "smoke_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm") is not None:
-            item.add_marker(pytest.mark.xdist_group(END_TO_END_GROUP))
+    waits for its 10 s timeout, on every later Snakemake start of the suite (measured: 9 s)."""
+    items.sort(key=lambda item: (not _end_to_end(item.nodeid), item.get_closest_marker("slurm") is not None))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown to a plain pytest
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """A module at a time to whichever worker is free (module fixtures are made once), and
+    :data:`END_TO_END_MODULES` as one unit.
+
+    Written here rather than marking the tests with ``xdist_group`` for ``--dist loadgroup``: with
+    pytest 9.2, pytest-xdist 3.8's loadgroup silently stops grouping (it renames node ids through a
+    field pytest no longer reads; pytest-xdist issue 1386), and the smoke run was made on both
+    workers."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EndToEndAsOneUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "end-to-end" if _end_to_end(nodeid) else super()._split_scope(nodeid)
+
+    return EndToEndAsOneUnit(config, log)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
