@@ -25,6 +25,10 @@ def test_offline_run_is_written_under_results(tmp_path: Path, monkeypatch: pytes
         run = tracker._run
         assert run.job_type == "train" and run.group == "smoke"
         assert run.config["train"]["cost_fn"] == 1.0
+        import torch
+
+        assert run.config["environment"]["torch"] == torch.__version__
+        assert run.config["environment"]["nnassure"] is not None
     runs = list((tmp_path / "smoke" / "wandb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))
