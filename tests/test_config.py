@@ -560,6 +560,16 @@ def test_compose_many_reports_the_bad_one():
         compose_many([["experiment=smoke"], ["model.depth=9"]])
 
 
+def test_compose_many_reports_the_first_bad_list_whichever_way_it_is_bad(monkeypatch):
+    from nnassure import config
+
+    monkeypatch.setattr(config, "_COMPOSED", {})
+    with pytest.raises(ConfigError, match="train.lrr"):  # a bad key before a bad group option
+        compose_many([["train.lrr=1"], ["dataset=zz"]])
+    with pytest.raises(ConfigError, match="yy"):
+        compose_many([["dataset=yy"], ["dataset=zz"]])
+
+
 # Lists of overrides as the stage commands carry them, and the forms Hydra's grammar allows.
 KEY_OVERRIDE_LISTS = [
     ["experiment=quick", "results_dir=/tmp/x", "tracking=disabled", "dataset=b", "train.cost_fn=10", "threads=2"],
@@ -571,6 +581,12 @@ KEY_OVERRIDE_LISTS = [
     ["experiment=quick", "~kri.certify", "kri.models=[NNet]"],
     ["experiment=quick", "sweep.name='eps=0.1,0.2'", "sweep.own=[certify,report]"],
     ["experiment=quick", "dataset=a", "~ensemble", "threads=1"],
+    # A dict on a group's name and a dotted key whose path is a group directory are key
+    # overrides to Hydra, applied in their place among the others: the last one wins.
+    ["experiment=quick", "train.lr=0.2", "train={lr:0.1}"],
+    ["experiment=quick", "dataset.n_samples=50", "dataset={n_samples:100}"],
+    ["experiment=quick", "resources.train.threads=2", "resources={train:{threads:3}}"],
+    ["experiment=quick", "kri.scenarios.gaussian.params.sigma=0.2", "kri.scenarios={gaussian:{params:{sigma:0.1}}}"],
 ]
 
 
@@ -590,7 +606,8 @@ def test_key_overrides_on_a_cached_composition_equal_hydra_composing_them_all(ov
 
 
 @pytest.mark.parametrize("overrides", [["experiment=quick", "lr=0.1,0.2"], ["hydra.job.name=x"],
-                                       ["dataset@foo=a"]])
+                                       ["dataset@foo=a"], ["hydra/job_logging=disabled"],
+                                       ["+hydra/job_logging=disabled"], ["~hydra/job_logging"]])
 def test_what_only_hydra_can_compose_is_left_to_it(overrides):
     from nnassure import config
 

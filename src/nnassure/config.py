@@ -960,9 +960,12 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[tuple[str, ...], list[An
     groups, keys = [], []
     for line, override in zip(overrides, parsed, strict=True):
         name = override.key_or_group
-        if override.is_sweep_override() or override.package is not None or name.split(".")[0] == "hydra":
+        if (override.is_sweep_override() or override.package is not None
+                or re.match(r"hydra($|[./])", name) is not None):
             return None
-        if (root / name.replace(".", "/")).is_dir():
+        # Hydra's own test (defaults_list.Overrides): a group as written (``kri/scenarios``,
+        # never ``kri.scenarios``), and a dict value is a key override even on a group's name.
+        if (root / name).is_dir() and not isinstance(override.value(), dict):
             groups.append(line)
         else:
             keys.append(override)
@@ -984,40 +987,50 @@ def _composed(override_lists: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
 
     Hydra composes the group overrides of each list (once per distinct set, cached); its key
     overrides are then applied to a copy. A list Hydra must see whole (:func:`_split_overrides`
-    gives None), or whose key overrides fail to apply, is composed by Hydra whole, so that a
-    bad override is reported by Hydra's own error."""
+    gives None), whose groups Hydra refuses or whose key overrides fail to apply, is composed
+    by Hydra whole, so that a bad override is reported by Hydra's own error."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     state = _conf_state()
     splits = {tuple(o): _split_overrides(o) for o in override_lists}
-    bases = {(state, split[0]) for split in splits.values() if split is not None}
+    bases = list(dict.fromkeys((state, split[0]) for split in splits.values() if split is not None))
     # Taken out of the cache first: making room for the missing ones may evict them.
     found = {key: _COMPOSED[key] for key in bases if key in _COMPOSED}
-    _compose_into(found, [key for key in bases if key not in found])
+    failed: set[tuple[Any, ...]] = set()
+    _compose_into(found, [key for key in bases if key not in found], failed)
     results: dict[tuple[str, ...], dict[str, Any]] = {}
     whole = []
     for overrides, split in splits.items():
-        if split is None:
-            whole.append((state, overrides))
-            continue
-        try:
-            results[overrides] = _apply_key_overrides(found[(state, split[0])], split[1])
-        except (HydraException, OmegaConfBaseException):
-            whole.append((state, overrides))
-    if whole:
-        _compose_into(found, whole)
-        results.update({key[1]: found[key] for key in whole})
+        base = None if split is None else (state, split[0])
+        if base is not None and base not in failed:
+            try:
+                results[overrides] = _apply_key_overrides(found[base], split[1])
+                continue
+            except (HydraException, OmegaConfBaseException):
+                pass
+        whole.append((state, overrides))
+    # In the lists' order, so that of two bad lists the first one's error is the one raised.
+    _compose_into(found, whole)
+    results.update({key[1]: found[key] for key in whole})
     return [_resolved(results[tuple(o)]) for o in override_lists]
 
 
-def _compose_into(found: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[tuple[Any, ...]]) -> None:
-    """Compose each (state, overrides) key with Hydra, initialized once, into ``found`` and the cache."""
+def _compose_into(found: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[tuple[Any, ...]],
+                  failed: set[tuple[Any, ...]] | None = None) -> None:
+    """Compose each (state, overrides) key with Hydra, initialized once, into ``found`` and the
+    cache. A key Hydra refuses raises its error, or goes into ``failed`` when that is given."""
     if not keys:
         return
     with _hydra():
         for key in keys:
-            found[key] = _compose_data(key[1])
+            try:
+                found[key] = _compose_data(key[1])
+            except ConfigError:
+                if failed is None:
+                    raise
+                failed.add(key)
+                continue
             if len(_COMPOSED) >= _COMPOSED_MAX:
                 del _COMPOSED[next(iter(_COMPOSED))]
             _COMPOSED[key] = found[key]
