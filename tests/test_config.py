@@ -459,6 +459,10 @@ def test_the_composed_defaults_validate(composed):
         ("tracking=foo", "invalid configuration: In 'config': Could not find 'tracking/foo' Available options in "
                          "'tracking': disabled offline online"),
         ("grid.datasets=[a,b", "invalid configuration: no viable alternative at input '[a,b'"),
+        ("certify.eps.x=0.5", "invalid override certify.eps.x=0.5: invalid literal for int()"),
+        ("grid.name=${nope}", "invalid config value grid.name: Interpolation key 'nope' not found"),
+        ("results_dir=${hydra:runtime.cwd}", "invalid config value results_dir: ValueError raised while "
+                                             "resolving interpolation: HydraConfig was not set"),
     ],
 )
 def test_unknown_keys_types_and_group_options_fail_in_one_line(override, message):

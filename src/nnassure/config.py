@@ -975,10 +975,18 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[tuple[str, ...], list[An
 def _apply_key_overrides(base: dict[str, Any], overrides: list[Any]) -> dict[str, Any]:
     """``base`` with Hydra's key overrides applied exactly as Hydra applies them (struct mode)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     cfg = OmegaConf.create(base)
     OmegaConf.set_struct(cfg, True)
-    ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
+    for override in overrides:  # one at a time, to name the one that fails
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
+        except (HydraException, OmegaConfBaseException):
+            raise  # Hydra's own errors, which the whole compose reports in its words
+        except ValueError as exc:  # Hydra lets through e.g. int("x") of ``certify.eps.x=0.5``
+            raise ConfigError(f"invalid override {override.input_line}: {exc}") from None
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
@@ -1038,9 +1046,15 @@ def _compose_into(found: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[t
 
 def _resolved(data: dict[str, Any]) -> dict[str, Any]:
     """A fresh copy of ``data`` with its interpolations resolved (a plain deep copy without any)."""
+    from omegaconf.errors import OmegaConfBaseException
+
     if "${" not in repr(data):
         return copy.deepcopy(data)
-    return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
+    try:
+        return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:  # e.g. ${nope}, or ${hydra:...} outside a Hydra app
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"invalid config value {exc.full_key}: {reason}") from None
 
 
 def warm(overrides: Sequence[str]) -> None:
