@@ -44,7 +44,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from nnassure.config_errors import fail, from_hydra, from_validation, invalid
+from nnassure.config_errors import fail, from_hydra, from_interpolation, from_override, from_validation, invalid
 from nnassure.ensemble.backends import BACKENDS
 from nnassure.ensemble.benchmarks import parse_benchmarks
 from nnassure.errors import ConfigError
@@ -986,7 +986,7 @@ def _apply_key_overrides(base: dict[str, Any], overrides: list[Any]) -> dict[str
         except (HydraException, OmegaConfBaseException):
             raise  # Hydra's own errors, which the whole compose reports in its words
         except ValueError as exc:  # Hydra lets through e.g. int("x") of ``certify.eps.x=0.5``
-            raise ConfigError(f"invalid override {override.input_line}: {exc}") from None
+            raise from_override(override.input_line, exc) from None
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
@@ -1053,8 +1053,7 @@ def _resolved(data: dict[str, Any]) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:  # e.g. ${nope}, or ${hydra:...} outside a Hydra app
-        reason = str(exc).splitlines()[0]
-        raise ConfigError(f"invalid config value {exc.full_key}: {reason}") from None
+        raise from_interpolation(exc) from None
 
 
 def warm(overrides: Sequence[str]) -> None:

@@ -149,3 +149,16 @@ def from_hydra(exc: BaseException, schema: type[BaseModel] | None = None) -> Con
     for tail in (" Config search path:", " full_key:"):
         message = message.split(tail)[0]
     return ConfigError(f"invalid configuration: {message}")
+
+
+def from_override(line: str, exc: ValueError) -> ConfigError:
+    """A bare ValueError Hydra lets through while applying an override (e.g. ``int("x")`` for the
+    list index of ``certify.eps.x=0.5``), naming the override."""
+    return ConfigError(f"invalid override {line}: {exc}")
+
+
+def from_interpolation(exc: BaseException) -> ConfigError:
+    """An interpolation that does not resolve (``${nope}``; ``${hydra:...}`` outside a Hydra app),
+    naming the key that holds it (OmegaConf's ``full_key``) and the first line of its reason."""
+    reason = str(exc).splitlines()[0]
+    return ConfigError(f"invalid config value {getattr(exc, 'full_key', '')}: {reason}")
